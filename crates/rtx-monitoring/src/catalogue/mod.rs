@@ -1,0 +1,330 @@
+//! The trading metric catalogue of SPEC §3: every family with its help, unit and bounded
+//! labels, behind methods that read like the trading domain.
+//!
+//! Owns names and label sets; storage and encoding belong to `metrics`. Label values from
+//! outside the program (routes, accounts, DB tables, check names) go through the cardinality
+//! guard; everything else is an enum or a configured set resolved to a dense id.
+
+mod platform;
+mod trading;
+
+use std::time::{Duration, Instant};
+
+use crate::metrics::{
+    label_enum, register_process_collector, ConfiguredValues, MetricSpec, Registry, RegistryError,
+};
+
+#[cfg(feature = "tokio-runtime")]
+pub use platform::RuntimeSampler;
+pub use platform::{
+    ApiMetrics, BuildInfo, DbMetrics, DbQueryMetrics, RuntimeMetrics, SelfMetrics, UNMATCHED_ROUTE,
+};
+pub use trading::{
+    AccountGauges, AccountMetrics, LpMetrics, OrderMetrics, PositionMetrics, SymbolPositions,
+    WebSocketMetrics,
+};
+
+label_enum! {
+    /// Order type.
+    pub enum OrderType { Market => "market", Limit => "limit", Stop => "stop" }
+}
+
+label_enum! {
+    /// Where an order was filled: sent to an LP (A-book) or internalised (B-book).
+    pub enum Route { ABook => "ABOOK", BBook => "BBOOK" }
+}
+
+label_enum! {
+    /// How an order ended.
+    pub enum Outcome {
+        /// Executed.
+        Filled => "filled",
+        /// Refused by risk checks or the LP.
+        Rejected => "rejected",
+        /// Execution failed (LP timeout, database error).
+        Error => "error"
+    }
+}
+
+label_enum! {
+    /// Order or position side.
+    pub enum Side { Buy => "buy", Sell => "sell" }
+}
+
+label_enum! {
+    /// Why an order was rejected.
+    pub enum RejectReason {
+        /// Not enough free margin.
+        InsufficientMargin => "insufficient_margin",
+        /// Volume above the per-order maximum.
+        MaxVolume => "max_volume",
+        /// Would take the symbol's net exposure past its limit.
+        ExposureLimit => "exposure_limit",
+        /// No current quote for the symbol.
+        NoQuote => "no_quote",
+        /// The LP refused the order.
+        LpRejected => "lp_rejected",
+        /// No LP is connected to take an A-book order.
+        NoLiquidity => "no_liquidity",
+        /// The account is in stop-out or disabled.
+        AccountBlocked => "account_blocked"
+    }
+}
+
+label_enum! {
+    /// What an LP round trip was for.
+    pub enum LpOperation { Quote => "quote", Order => "order", Heartbeat => "heartbeat" }
+}
+
+label_enum! {
+    /// Kinds of LP error.
+    pub enum LpErrorKind {
+        /// No answer within the deadline.
+        Timeout => "timeout",
+        /// The LP rejected a request.
+        Reject => "reject",
+        /// The session dropped.
+        Connection => "connection",
+        /// A message the session could not use.
+        Protocol => "protocol",
+        /// A quote older than the staleness limit.
+        StaleQuote => "stale_quote"
+    }
+}
+
+label_enum! {
+    /// WebSocket channels.
+    pub enum WsChannel { Quotes => "quotes", Orders => "orders", Positions => "positions" }
+}
+
+label_enum! {
+    /// Why a WebSocket message was not delivered.
+    pub enum WsDropReason {
+        /// The client's buffer was full.
+        SlowConsumer => "slow_consumer",
+        /// The connection had closed.
+        Closed => "closed"
+    }
+}
+
+label_enum! {
+    /// HTTP request methods; anything else is `OTHER`, so a client cannot invent label values.
+    pub enum HttpMethod {
+        Get => "GET", Post => "POST", Put => "PUT", Delete => "DELETE", Patch => "PATCH",
+        Head => "HEAD", Options => "OPTIONS", Other => "OTHER"
+    }
+}
+
+impl HttpMethod {
+    /// Maps a method name; unknown names are [`HttpMethod::Other`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "GET" => Self::Get,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "DELETE" => Self::Delete,
+            "PATCH" => Self::Patch,
+            "HEAD" => Self::Head,
+            "OPTIONS" => Self::Options,
+            _ => Self::Other,
+        }
+    }
+}
+
+label_enum! {
+    /// Result of a database query.
+    pub enum DbOutcome { Success => "success", Error => "error" }
+}
+
+label_enum! {
+    /// Database pool connection state.
+    pub enum PoolState { Idle => "idle", Active => "active" }
+}
+
+label_enum! {
+    /// Result of one notification to Alertmanager.
+    pub enum NotificationOutcome {
+        /// Accepted by Alertmanager.
+        Success => "success",
+        /// Failed; will be retried.
+        Failure => "failure",
+        /// Given up after retries or dropped from a full queue.
+        Dropped => "dropped"
+    }
+}
+
+label_enum! {
+    /// Log levels.
+    pub enum LogLevel { Debug => "DEBUG", Info => "INFO", Warn => "WARN", Error => "ERROR", Fatal => "FATAL" }
+}
+
+/// A configured symbol, resolved once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SymbolId(pub(crate) u16);
+
+impl SymbolId {
+    /// Dense position in the configured symbol list.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// A configured liquidity provider, resolved once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LpId(pub(crate) u16);
+
+impl LpId {
+    /// Dense position in the configured LP list.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// A configured LP: its name and the protocol its session speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LpSpec {
+    /// Name, the `lp` label.
+    pub name: String,
+    /// Protocol, the `protocol` label (`FIX`, `REST`, …).
+    pub protocol: String,
+}
+
+/// What the catalogue needs from configuration.
+#[derive(Clone, Debug)]
+pub struct CatalogueConfig {
+    /// Traded symbols.
+    pub symbols: Vec<String>,
+    /// Liquidity providers.
+    pub lps: Vec<LpSpec>,
+    /// Order latency SLO target.
+    pub slo_target: Duration,
+    /// Window of `rtx_order_slo_compliance_ratio`.
+    pub slo_window: Duration,
+    /// Most accounts with their own series; the rest fold into `__other__`.
+    pub account_cap: usize,
+    /// Most distinct HTTP route templates.
+    pub route_cap: usize,
+    /// Most distinct values of other labels that come from outside (DB tables, checks, alerts).
+    pub label_cap: usize,
+    /// Identity for `rtx_build_info`.
+    pub build: BuildInfo,
+}
+
+impl Default for CatalogueConfig {
+    fn default() -> Self {
+        Self {
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            lps: ["OANDA", "LMAX", "CURRENEX"]
+                .iter()
+                .map(|n| LpSpec {
+                    name: (*n).to_owned(),
+                    protocol: "FIX".to_owned(),
+                })
+                .collect(),
+            slo_target: Duration::from_millis(100),
+            slo_window: Duration::from_secs(300),
+            account_cap: 1000,
+            route_cap: 64,
+            label_cap: 64,
+            build: BuildInfo::default(),
+        }
+    }
+}
+
+/// The 10 major FX pairs.
+pub const DEFAULT_SYMBOLS: &[&str] = &[
+    "EURUSD", "GBPUSD", "USDJPY", "USDCHF", "AUDUSD", "USDCAD", "NZDUSD", "EURGBP", "EURJPY",
+    "GBPJPY",
+];
+
+/// Every family of SPEC §3, registered in one registry.
+#[derive(Clone, Debug)]
+pub struct TradingMetrics {
+    registry: Registry,
+    symbols: ConfiguredValues,
+    lps: ConfiguredValues,
+    /// Orders, execution latency, volume, rejections, slippage and the latency SLO.
+    pub orders: OrderMetrics,
+    /// Liquidity-provider sessions.
+    pub lp: LpMetrics,
+    /// WebSocket quote streaming.
+    pub websocket: WebSocketMetrics,
+    /// Open positions and P&L per symbol.
+    pub positions: PositionMetrics,
+    /// The REST API.
+    pub api: ApiMetrics,
+    /// Database queries and pool.
+    pub db: DbMetrics,
+    /// Account balances and margin.
+    pub accounts: AccountMetrics,
+    /// Tokio runtime, build and uptime.
+    pub runtime: RuntimeMetrics,
+    /// The monitoring layer watching itself: alerts, logs, spans, health checks.
+    pub monitoring: SelfMetrics,
+}
+
+impl TradingMetrics {
+    /// Registers the whole catalogue and the process collector in `registry`. With a
+    /// [`Registry::disabled`] registry every handle is a no-op.
+    ///
+    /// # Errors
+    /// When a catalogue name is already registered in `registry`.
+    pub fn new(registry: &Registry, config: &CatalogueConfig) -> Result<Self, RegistryError> {
+        let symbols = ConfiguredValues::new(&config.symbols);
+        let lps = ConfiguredValues::new(config.lps.iter().map(|l| &l.name));
+        let started = Instant::now();
+        let metrics = Self {
+            orders: OrderMetrics::new(registry, &symbols, config)?,
+            lp: LpMetrics::new(registry, &symbols, &config.lps)?,
+            websocket: WebSocketMetrics::new(registry)?,
+            positions: PositionMetrics::new(registry, &symbols)?,
+            api: ApiMetrics::new(registry, config)?,
+            db: DbMetrics::new(registry, config)?,
+            accounts: AccountMetrics::new(registry, config)?,
+            runtime: RuntimeMetrics::new(registry, &config.build, started)?,
+            monitoring: SelfMetrics::new(registry, config)?,
+            registry: registry.clone(),
+            symbols,
+            lps,
+        };
+        register_process_collector(registry)?;
+        Ok(metrics)
+    }
+
+    /// The registry the catalogue lives in (to encode it, or to add your own families).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Resolves a configured symbol.
+    pub fn symbol(&self, name: &str) -> Option<SymbolId> {
+        self.symbols.id(name).map(SymbolId)
+    }
+
+    /// Resolves a configured LP.
+    pub fn lp(&self, name: &str) -> Option<LpId> {
+        self.lps.id(name).map(LpId)
+    }
+
+    /// The configured symbols in id order.
+    pub fn symbols(&self) -> &ConfiguredValues {
+        &self.symbols
+    }
+
+    /// The configured LPs in id order.
+    pub fn lps(&self) -> &ConfiguredValues {
+        &self.lps
+    }
+}
+
+pub(crate) fn names_of<L: crate::metrics::LabelValue>() -> Vec<&'static str> {
+    L::ALL.iter().map(|v| v.as_str()).collect()
+}
+
+pub(crate) fn spec_counter(name: &str, help: &str, labels: &[&'static str]) -> MetricSpec {
+    MetricSpec::counter(name, help).with_labels(labels)
+}
+
+pub(crate) fn spec_gauge(name: &str, help: &str, labels: &[&'static str]) -> MetricSpec {
+    MetricSpec::gauge(name, help).with_labels(labels)
+}

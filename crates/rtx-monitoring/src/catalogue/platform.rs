@@ -1,0 +1,398 @@
+//! Platform families: the API, the database, the runtime and build, and the monitoring layer's
+//! own health (alerts, logs, spans, health checks).
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::{
+    names_of, spec_counter, spec_gauge, CatalogueConfig, DbOutcome, HttpMethod, LogLevel,
+    NotificationOutcome, PoolState,
+};
+use crate::metrics::{
+    Counter, Dense, Dynamic, Gauge, Histogram, InFlight, LabelValue, MetricSpec, Registry,
+    RegistryError, LATENCY_BUCKETS,
+};
+
+/// The route label of requests that matched no route: unknown paths share it, so a scanner
+/// cannot grow the series count.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The REST API: requests by method, route template and status.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    requests: Dynamic<Counter>,
+    duration: Dynamic<Histogram>,
+    in_flight: Gauge,
+}
+
+impl ApiMetrics {
+    pub(crate) fn new(r: &Registry, config: &CatalogueConfig) -> Result<Self, RegistryError> {
+        let route_cap = Some(config.route_cap);
+        Ok(Self {
+            requests: r.dynamic(
+                spec_counter(
+                    "rtx_http_requests_total",
+                    "HTTP requests served, by method, route template and status code.",
+                    &["method", "route", "status"],
+                ),
+                &[None, route_cap, Some(64)],
+            )?,
+            duration: r.dynamic(
+                MetricSpec::histogram(
+                    "rtx_http_request_duration_seconds",
+                    "HTTP request duration in seconds, by method and route template.",
+                    LATENCY_BUCKETS,
+                )
+                .with_unit("seconds")
+                .with_labels(&["method", "route"])
+                .with_exemplars(),
+                &[None, route_cap],
+            )?,
+            in_flight: r.gauge(MetricSpec::gauge(
+                "rtx_http_requests_in_flight",
+                "HTTP requests being served.",
+            ))?,
+        })
+    }
+
+    /// Records a finished request. `route` is the route template (`/api/orders/{id}`), never the
+    /// raw path; use [`UNMATCHED_ROUTE`] when nothing matched.
+    pub fn record_request(&self, method: HttpMethod, route: &str, status: u16, elapsed: Duration) {
+        let mut status_buf = itoa::Buffer::new();
+        self.requests
+            .get(&[method.as_str(), route, status_buf.format(status)])
+            .inc();
+        self.duration
+            .get(&[method.as_str(), route])
+            .observe_duration(elapsed);
+    }
+
+    /// The request counter for one label set.
+    pub fn requests(&self, method: HttpMethod, route: &str, status: u16) -> Counter {
+        self.requests
+            .get(&[method.as_str(), route, itoa::Buffer::new().format(status)])
+    }
+
+    /// Marks a request in flight until the guard drops.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.track_in_flight()
+    }
+}
+
+/// Database queries and the connection pool.
+#[derive(Clone, Debug)]
+pub struct DbMetrics {
+    duration: Dynamic<Histogram>,
+    queries: Dynamic<Counter>,
+    pool: Dense<Gauge, 1>,
+}
+
+/// Handles for one kind of query (operation and table), resolved once.
+#[derive(Clone, Debug)]
+pub struct DbQueryMetrics {
+    duration: Histogram,
+    success: Counter,
+    error: Counter,
+}
+
+impl DbQueryMetrics {
+    /// Records one query.
+    #[inline]
+    pub fn record(&self, elapsed: Duration, outcome: DbOutcome) {
+        self.duration.observe_duration(elapsed);
+        match outcome {
+            DbOutcome::Success => self.success.inc(),
+            DbOutcome::Error => self.error.inc(),
+        }
+    }
+}
+
+impl DbMetrics {
+    pub(crate) fn new(r: &Registry, config: &CatalogueConfig) -> Result<Self, RegistryError> {
+        let cap = Some(config.label_cap);
+        Ok(Self {
+            duration: r.dynamic(
+                MetricSpec::histogram(
+                    "rtx_db_query_duration_seconds",
+                    "Database query duration in seconds, by operation and table.",
+                    LATENCY_BUCKETS,
+                )
+                .with_unit("seconds")
+                .with_labels(&["operation", "table"]),
+                &[cap, cap],
+            )?,
+            queries: r.dynamic(
+                spec_counter(
+                    "rtx_db_queries_total",
+                    "Database queries, by operation, table and outcome.",
+                    &["operation", "table", "outcome"],
+                ),
+                &[cap, cap, None],
+            )?,
+            pool: r.dense(
+                spec_gauge(
+                    "rtx_db_pool_connections",
+                    "Database pool connections, by state.",
+                    &["state"],
+                ),
+                [&names_of::<PoolState>()],
+            )?,
+        })
+    }
+
+    /// Resolves the handles of one kind of query (`select` on `orders`, …).
+    pub fn query(&self, operation: &str, table: &str) -> DbQueryMetrics {
+        DbQueryMetrics {
+            duration: self.duration.get(&[operation, table]),
+            success: self
+                .queries
+                .get(&[operation, table, DbOutcome::Success.as_str()]),
+            error: self
+                .queries
+                .get(&[operation, table, DbOutcome::Error.as_str()]),
+        }
+    }
+
+    /// Sets the pool's idle and active connection counts.
+    pub fn set_pool(&self, idle: usize, active: usize) {
+        self.pool.get([PoolState::Idle.index()]).set(idle as f64);
+        self.pool
+            .get([PoolState::Active.index()])
+            .set(active as f64);
+    }
+}
+
+/// Identity for `rtx_build_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// Service version.
+    pub version: String,
+    /// Source commit.
+    pub commit: String,
+    /// Compiler version.
+    pub rustc: String,
+}
+
+impl Default for BuildInfo {
+    fn default() -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            commit: "unknown".to_owned(),
+            rustc: "unknown".to_owned(),
+        }
+    }
+}
+
+/// Tokio runtime gauges, build info and uptime.
+#[derive(Clone, Debug)]
+pub struct RuntimeMetrics {
+    /// Live tokio tasks (the Rust counterpart of goroutines).
+    pub tasks_alive: Gauge,
+    /// Runtime worker threads.
+    pub workers: Gauge,
+    /// Share of worker time spent busy since the previous reading.
+    pub busy_ratio: Gauge,
+    /// Tasks waiting in the runtime's global queue.
+    pub global_queue_depth: Gauge,
+}
+
+impl RuntimeMetrics {
+    pub(crate) fn new(
+        r: &Registry,
+        build: &BuildInfo,
+        started: Instant,
+    ) -> Result<Self, RegistryError> {
+        r.info(
+            MetricSpec::info(
+                "rtx_build_info",
+                "Build of the running engine; the value is always 1.",
+            )
+            .with_labels(&["version", "commit", "rustc"]),
+            &[&build.version, &build.commit, &build.rustc],
+        )?;
+        let uptime = r.gauge(
+            MetricSpec::gauge("rtx_uptime_seconds", "Seconds since the engine started.")
+                .with_unit("seconds"),
+        )?;
+        r.on_collect(move || uptime.set(started.elapsed().as_secs_f64()));
+        let metrics = Self {
+            tasks_alive: r.gauge(MetricSpec::gauge(
+                "rtx_runtime_tasks_alive",
+                "Live tokio tasks.",
+            ))?,
+            workers: r.gauge(MetricSpec::gauge(
+                "rtx_runtime_workers",
+                "Tokio runtime worker threads.",
+            ))?,
+            busy_ratio: r.gauge(
+                MetricSpec::gauge(
+                    "rtx_runtime_busy_ratio",
+                    "Share of worker time spent running tasks since the previous reading.",
+                )
+                .with_unit("ratio"),
+            )?,
+            global_queue_depth: r.gauge(MetricSpec::gauge(
+                "rtx_runtime_global_queue_depth",
+                "Tasks waiting in the tokio runtime's global queue.",
+            ))?,
+        };
+        #[cfg(feature = "tokio-runtime")]
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let sampler = RuntimeSampler::new(handle, metrics.clone());
+            r.on_collect(move || sampler.sample());
+        }
+        Ok(metrics)
+    }
+}
+
+/// Reads the tokio runtime's own counters into the runtime gauges.
+#[cfg(feature = "tokio-runtime")]
+#[derive(Debug)]
+pub struct RuntimeSampler {
+    handle: tokio::runtime::Handle,
+    gauges: RuntimeMetrics,
+    previous: Mutex<(Instant, Duration)>,
+}
+
+#[cfg(feature = "tokio-runtime")]
+impl RuntimeSampler {
+    /// Samples `handle` into `gauges`.
+    pub fn new(handle: tokio::runtime::Handle, gauges: RuntimeMetrics) -> Self {
+        let busy = total_busy(&handle);
+        Self {
+            handle,
+            gauges,
+            previous: Mutex::new((Instant::now(), busy)),
+        }
+    }
+
+    /// Takes one reading.
+    pub fn sample(&self) {
+        let m = self.handle.metrics();
+        let workers = m.num_workers();
+        self.gauges.tasks_alive.set(m.num_alive_tasks() as f64);
+        self.gauges.workers.set(workers as f64);
+        self.gauges
+            .global_queue_depth
+            .set(m.global_queue_depth() as f64);
+        let busy = total_busy(&self.handle);
+        let now = Instant::now();
+        let mut previous = self.previous.lock().unwrap_or_else(PoisonError::into_inner);
+        let wall = now.duration_since(previous.0).as_secs_f64() * workers as f64;
+        if wall > 0.0 {
+            let ratio = busy.saturating_sub(previous.1).as_secs_f64() / wall;
+            self.gauges.busy_ratio.set(ratio.clamp(0.0, 1.0));
+        }
+        *previous = (now, busy);
+    }
+}
+
+#[cfg(feature = "tokio-runtime")]
+fn total_busy(handle: &tokio::runtime::Handle) -> Duration {
+    let m = handle.metrics();
+    (0..m.num_workers())
+        .map(|w| m.worker_total_busy_duration(w))
+        .sum()
+}
+
+/// The monitoring layer's own families: alerts, logs, spans, health checks.
+#[derive(Clone, Debug)]
+pub struct SelfMetrics {
+    /// Firing alerts, by name and severity.
+    pub alerts_firing: Dynamic<Gauge>,
+    /// Alerts that went to firing, by name and severity.
+    pub alerts_fired: Dynamic<Counter>,
+    notifications: Dense<Counter, 1>,
+    log_events: Dense<Counter, 1>,
+    /// Log events dropped because the writer's buffer was full.
+    pub log_events_dropped: Counter,
+    /// Spans handed to the exporter and accepted by the collector.
+    pub spans_exported: Counter,
+    /// Spans dropped (queue full, collector unreachable).
+    pub spans_dropped: Counter,
+    /// Health check status (0 unhealthy, 1 degraded, 2 healthy), by check.
+    pub health_status: Dynamic<Gauge>,
+    /// Health check run time, by check.
+    pub health_duration: Dynamic<Histogram>,
+}
+
+impl SelfMetrics {
+    pub(crate) fn new(r: &Registry, config: &CatalogueConfig) -> Result<Self, RegistryError> {
+        let cap = Some(config.label_cap);
+        Ok(Self {
+            alerts_firing: r.dynamic(
+                spec_gauge(
+                    "rtx_alerts_firing",
+                    "Alerts firing now in the in-process evaluator.",
+                    &["alertname", "severity"],
+                ),
+                &[cap, None],
+            )?,
+            alerts_fired: r.dynamic(
+                spec_counter(
+                    "rtx_alerts_fired_total",
+                    "Alerts that went to firing.",
+                    &["alertname", "severity"],
+                ),
+                &[cap, None],
+            )?,
+            notifications: r.dense(
+                spec_counter(
+                    "rtx_alertmanager_notifications_total",
+                    "Notifications sent to Alertmanager, by outcome.",
+                    &["outcome"],
+                ),
+                [&names_of::<NotificationOutcome>()],
+            )?,
+            log_events: r.dense(
+                spec_counter(
+                    "rtx_log_events_total",
+                    "Log events written, by level.",
+                    &["level"],
+                ),
+                [&names_of::<LogLevel>()],
+            )?,
+            log_events_dropped: r.counter(MetricSpec::counter(
+                "rtx_log_events_dropped_total",
+                "Log events dropped because the writer's buffer was full.",
+            ))?,
+            spans_exported: r.counter(MetricSpec::counter(
+                "rtx_spans_exported_total",
+                "Spans exported to the collector.",
+            ))?,
+            spans_dropped: r.counter(MetricSpec::counter(
+                "rtx_spans_dropped_total",
+                "Spans dropped (export queue full or collector unreachable).",
+            ))?,
+            health_status: r.dynamic(
+                spec_gauge(
+                    "rtx_health_check_status",
+                    "Health check status: 0 unhealthy, 1 degraded, 2 healthy.",
+                    &["check"],
+                ),
+                &[cap],
+            )?,
+            health_duration: r.dynamic(
+                MetricSpec::histogram(
+                    "rtx_health_check_duration_seconds",
+                    "Health check run time in seconds.",
+                    LATENCY_BUCKETS,
+                )
+                .with_unit("seconds")
+                .with_labels(&["check"]),
+                &[cap],
+            )?,
+        })
+    }
+
+    /// Counts a notification outcome.
+    pub fn record_notification(&self, outcome: NotificationOutcome) {
+        self.notifications.get([outcome.index()]).inc();
+    }
+
+    /// Counts a log event written.
+    #[inline]
+    pub fn record_log_event(&self, level: LogLevel) {
+        self.log_events.get([level.index()]).inc();
+    }
+}

@@ -1,0 +1,30 @@
+//! Metrics: the registry, the counter, gauge and histogram handles, the cardinality guard, and
+//! the Prometheus and OpenMetrics exposition.
+//!
+//! Owns storage and encoding only. It knows nothing of trading (that is `catalogue`) nor of
+//! HTTP (that is `http`), so it can be used and benchmarked on its own.
+
+mod counter;
+pub(crate) mod exposition;
+mod gauge;
+mod histogram;
+mod labels;
+mod process;
+mod registry;
+mod shards;
+
+pub use counter::{Counter, FloatCounter};
+pub use exposition::Format;
+pub use gauge::{Gauge, InFlight};
+pub use histogram::{
+    set_exemplar_source, Exemplar, Histogram, HistogramSnapshot, TraceIds, EXEMPLAR_LABEL_CHARS,
+    LATENCY_BUCKETS, SLIPPAGE_BUCKETS,
+};
+pub(crate) use labels::label_enum;
+pub use labels::{
+    escape_label_value, is_valid_label_name, is_valid_metric_name, ConfiguredValues, LabelValue,
+};
+pub use process::{register_process_collector, ProcessSample};
+pub use registry::{
+    Dense, Dynamic, Metric, MetricKind, MetricSpec, Registry, RegistryError, OTHER_LABEL_VALUE,
+};
