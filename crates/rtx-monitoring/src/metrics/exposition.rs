@@ -208,10 +208,16 @@ fn encode_histogram(
             out.push(b'\n');
         }
     }
-    sample(out, name, "_sum", labels, None, |o| write_f64(o, snap.sum));
-    sample(out, name, "_count", labels, None, |o| {
-        write_u64(o, snap.count)
-    });
+    // OpenMetrics forbids a sum on histograms with negative buckets (it could go down, which
+    // breaks rate()) and a count without a sum; the count is the +Inf bucket anyway. The text
+    // format has no such rule.
+    let negative_buckets = snap.bounds.first().is_some_and(|&b| b < 0.0);
+    if !(openmetrics && negative_buckets) {
+        sample(out, name, "_sum", labels, None, |o| write_f64(o, snap.sum));
+        sample(out, name, "_count", labels, None, |o| {
+            write_u64(o, snap.count)
+        });
+    }
 }
 
 fn sample(

@@ -506,7 +506,7 @@ impl Registry {
             series.push(handle);
             rendered.push(Series {
                 labels: render_label_pairs(&family.spec.labels, &combo),
-                value: value,
+                value,
             });
         }
         family
@@ -652,13 +652,17 @@ impl<M: Metric, const N: usize> Dense<M, N> {
     /// family was built from, so this is a programming error.
     #[inline]
     pub fn get(&self, index: [usize; N]) -> &M {
-        let mut flat = 0;
-        for i in 0..N {
-            flat += index[i] * self.strides[i];
-        }
+        let flat: usize = index
+            .iter()
+            .zip(&self.strides)
+            .map(|(i, stride)| i * stride)
+            .sum();
         &self.series[flat]
     }
 }
+
+/// Label values (after folding) and the handle of their series.
+type LabelledSeries<M> = (Box<[Box<str>]>, M);
 
 struct DynamicInner<M> {
     family: Arc<Family>,
@@ -667,7 +671,7 @@ struct DynamicInner<M> {
     seen: Vec<Mutex<Vec<Box<str>>>>,
     /// Series by the hash of their label values; a bucket holds every series with that hash and
     /// lookups compare the values, so two label sets can never merge into one series.
-    index: RwLock<HashMap<u64, Vec<(Box<[Box<str>]>, M)>>>,
+    index: RwLock<HashMap<u64, Vec<LabelledSeries<M>>>>,
     hasher: RandomState,
     folded: Counter,
 }

@@ -1,0 +1,362 @@
+//! Configuration: a TOML file (`RTX_CONFIG`), `RTX_*` environment variables and flags, in that
+//! order of precedence (flags win). Every setting has a default, so the engine starts with none.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Why the configuration cannot be used; each names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `RTX_CONFIG` cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid `{key}`: {reason}")]
+    Invalid {
+        /// The key (TOML key; the `RTX_*` variable has the same name upper-cased).
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The engine's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtx-engine",
+    version,
+    about = "Reference trading backend instrumented with rtx-monitoring"
+)]
+pub struct Cli {
+    /// What to do; with none, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and check the configuration, print it, and exit (non-zero when it is invalid).
+    CheckConfig,
+}
+
+/// Settings given as flags or `RTX_*` variables (each overrides the file).
+#[derive(Debug, Default, Args)]
+pub struct Settings {
+    /// Path of the TOML configuration file.
+    #[arg(long, env = "RTX_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 0.0.0.0:7999].
+    #[arg(long, env = "RTX_LISTEN_ADDR", global = true)]
+    pub listen_addr: Option<String>,
+    /// Service name in metrics, logs and spans [default: rtx-engine].
+    #[arg(long, env = "RTX_SERVICE_NAME", global = true)]
+    pub service_name: Option<String>,
+    /// Service version [default: the crate version].
+    #[arg(long, env = "RTX_SERVICE_VERSION", global = true)]
+    pub service_version: Option<String>,
+    /// Bearer token required on /metrics [default: unset, open].
+    #[arg(long, env = "RTX_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Comma-separated simulated LP names [default: OANDA,LMAX,CURRENEX].
+    #[arg(long, env = "RTX_LPS", global = true)]
+    pub lps: Option<String>,
+    /// Comma-separated symbols [default: the 10 major FX pairs].
+    #[arg(long, env = "RTX_SYMBOLS", global = true)]
+    pub symbols: Option<String>,
+    /// `on`, or `off` to make every instrument a no-op (overhead measurement) [default: on].
+    #[arg(long, env = "RTX_MONITORING", global = true)]
+    pub monitoring: Option<String>,
+}
+
+/// The `[metrics]` table of the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    slo_target_ms: Option<u64>,
+    slo_window_secs: Option<u64>,
+    account_cap: Option<usize>,
+    route_cap: Option<usize>,
+    label_cap: Option<usize>,
+}
+
+/// The file's shape: the same names as the variables, lower-case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen_addr: Option<String>,
+    service_name: Option<String>,
+    service_version: Option<String>,
+    metrics_token: Option<String>,
+    lps: Option<Vec<String>>,
+    symbols: Option<Vec<String>>,
+    monitoring: Option<String>,
+    #[serde(default)]
+    metrics: MetricsFile,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen.
+    pub listen_addr: SocketAddr,
+    /// Service name.
+    pub service_name: String,
+    /// Service version.
+    pub service_version: String,
+    /// `/metrics` bearer token.
+    pub metrics_token: Option<String>,
+    /// LP names.
+    pub lps: Vec<String>,
+    /// Symbols.
+    pub symbols: Vec<String>,
+    /// Whether instruments record.
+    pub monitoring: bool,
+    /// Order latency SLO target.
+    pub slo_target: Duration,
+    /// SLO compliance window.
+    pub slo_window: Duration,
+    /// Account label cap.
+    pub account_cap: usize,
+    /// Route label cap.
+    pub route_cap: usize,
+    /// Cap for other labels from outside.
+    pub label_cap: usize,
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+impl Config {
+    /// Resolves flags and variables over the file over the defaults, and checks the result.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn load(settings: &Settings) -> Result<Self, ConfigError> {
+        let file = match &settings.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = settings
+            .listen_addr
+            .clone()
+            .or(file.listen_addr)
+            .unwrap_or_else(|| "0.0.0.0:7999".to_owned());
+        let listen_addr = listen.parse().map_err(|e| ConfigError::Invalid {
+            key: "listen_addr",
+            reason: format!("`{listen}` is not an address like 0.0.0.0:7999 ({e})"),
+        })?;
+        let lps = settings
+            .lps
+            .as_deref()
+            .map(split_list)
+            .or(file.lps)
+            .unwrap_or_else(|| {
+                rtx_monitoring::catalogue::CatalogueConfig::default()
+                    .lps
+                    .into_iter()
+                    .map(|l| l.name)
+                    .collect()
+            });
+        let symbols = settings
+            .symbols
+            .as_deref()
+            .map(split_list)
+            .or(file.symbols)
+            .unwrap_or_else(|| {
+                rtx_monitoring::catalogue::DEFAULT_SYMBOLS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            });
+        check_names("lps", &lps)?;
+        check_names("symbols", &symbols)?;
+        let monitoring = match settings
+            .monitoring
+            .clone()
+            .or(file.monitoring)
+            .as_deref()
+            .unwrap_or("on")
+        {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "monitoring",
+                    reason: format!("`{other}` is neither `on` nor `off`"),
+                })
+            }
+        };
+        let m = file.metrics;
+        let positive = |key: &'static str, v: Option<u64>, default: u64| match v {
+            Some(0) => Err(ConfigError::Invalid {
+                key,
+                reason: "must be greater than 0".to_owned(),
+            }),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let cap = |key: &'static str, v: Option<usize>, default: usize| {
+            positive(key, v.map(|v| v as u64), default as u64).map(|v| v as usize)
+        };
+        Ok(Self {
+            listen_addr,
+            service_name: settings
+                .service_name
+                .clone()
+                .or(file.service_name)
+                .unwrap_or_else(|| "rtx-engine".to_owned()),
+            service_version: settings
+                .service_version
+                .clone()
+                .or(file.service_version)
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+            metrics_token: settings
+                .metrics_token
+                .clone()
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
+            lps,
+            symbols,
+            monitoring,
+            slo_target: Duration::from_millis(positive(
+                "metrics.slo_target_ms",
+                m.slo_target_ms,
+                100,
+            )?),
+            slo_window: Duration::from_secs(positive(
+                "metrics.slo_window_secs",
+                m.slo_window_secs,
+                300,
+            )?),
+            account_cap: cap("metrics.account_cap", m.account_cap, 1000)?,
+            route_cap: cap("metrics.route_cap", m.route_cap, 64)?,
+            label_cap: cap("metrics.label_cap", m.label_cap, 64)?,
+        })
+    }
+}
+
+fn check_names(key: &'static str, names: &[String]) -> Result<(), ConfigError> {
+    if names.is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "needs at least one name".to_owned(),
+        });
+    }
+    if let Some(bad) = names.iter().find(|n| {
+        n.len() > 32
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    }) {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("`{bad}` must be 1-32 characters of letters, digits, `.`, `_` or `-`"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "rtx-config-test-{}-{}.toml",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::load(&Settings::default()).unwrap();
+        assert_eq!(c.listen_addr.to_string(), "0.0.0.0:7999");
+        assert_eq!(c.lps, ["OANDA", "LMAX", "CURRENEX"]);
+        assert_eq!(c.symbols.len(), 10);
+        assert!(c.monitoring);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let path = file("listen_addr = \"127.0.0.1:1\"\nsymbols = [\"EURUSD\"]\n");
+        let settings = Settings {
+            config: Some(path),
+            listen_addr: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&settings).unwrap();
+        assert_eq!(c.listen_addr.port(), 2);
+        assert_eq!(c.symbols, ["EURUSD"]);
+    }
+
+    #[test]
+    fn bad_config_names_the_key() {
+        let err = Config::load(&Settings {
+            monitoring: Some("maybe".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("`monitoring`"), "{err}");
+        let err = Config::load(&Settings {
+            listen_addr: Some("nowhere".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("`listen_addr`"), "{err}");
+        let path = file("[metrics]\naccount_capp = 3\n");
+        let err = Config::load(&Settings {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("account_capp"), "{err}");
+        let path = file("[metrics]\nroute_cap = 0\n#.\n");
+        let err = Config::load(&Settings {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("metrics.route_cap"), "{err}");
+    }
+}
