@@ -42,6 +42,9 @@ macro_rules! label_enum {
 }
 pub(crate) use label_enum;
 
+/// Sets up to this size are searched by comparison rather than hashing.
+const LINEAR_SCAN_MAX: usize = 16;
+
 /// A set of label values fixed by configuration (symbols, LPs), each resolved once to a dense
 /// id so that recording indexes an array instead of hashing a string.
 #[derive(Clone, Debug, Default)]
@@ -75,8 +78,18 @@ impl ConfiguredValues {
     }
 
     /// The dense id of `name`, if it is configured.
+    #[inline]
     pub fn id(&self, name: &str) -> Option<u16> {
-        self.ids.get(name).copied()
+        // Configured sets are small (ten symbols, three LPs): comparing a few short strings is
+        // several times faster than hashing one with SipHash (see BENCHMARKS.md).
+        if self.names.len() <= LINEAR_SCAN_MAX {
+            self.names
+                .iter()
+                .position(|n| n.as_bytes() == name.as_bytes())
+                .and_then(|i| u16::try_from(i).ok())
+        } else {
+            self.ids.get(name).copied()
+        }
     }
 
     /// The name of a dense id.
@@ -243,5 +256,8 @@ mod tests {
         assert_eq!(symbols.id("GBPUSD"), Some(1));
         assert_eq!(symbols.name(0), Some("EURUSD"));
         assert_eq!(symbols.id("XAUUSD"), None);
+        let many = ConfiguredValues::new((0..100).map(|i| format!("S{i}")));
+        assert_eq!(many.id("S57"), Some(57));
+        assert_eq!(many.id("S100"), None);
     }
 }
