@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::market::lp::LpBehaviour;
+use crate::trading::RouterConfig;
+
 /// Why the configuration cannot be used; each names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +90,15 @@ pub struct Settings {
     /// `on`, or `off` to make every instrument a no-op (overhead measurement) [default: on].
     #[arg(long, env = "RTX_MONITORING", global = true)]
     pub monitoring: Option<String>,
+    /// `sqlite://…` or `postgres://…` [default: an SQLite file in ./data/].
+    #[arg(long, env = "RTX_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Simulated orders per second, 0 = off [default: 2].
+    #[arg(long, env = "RTX_SIM_ORDER_RATE", global = true)]
+    pub sim_order_rate: Option<f64>,
+    /// Enables /admin/* and is the bearer token required there [default: unset, admin off].
+    #[arg(long, env = "RTX_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// The `[metrics]` table of the file.
@@ -111,8 +123,17 @@ struct FileConfig {
     lps: Option<Vec<String>>,
     symbols: Option<Vec<String>>,
     monitoring: Option<String>,
+    database_url: Option<String>,
+    sim_order_rate: Option<f64>,
+    admin_token: Option<String>,
     #[serde(default)]
     metrics: MetricsFile,
+    #[serde(default)]
+    trading: RouterConfig,
+    #[serde(default)]
+    lp: LpBehaviour,
+    #[serde(default)]
+    lp_overrides: std::collections::BTreeMap<String, LpBehaviour>,
 }
 
 /// The resolved configuration.
@@ -142,7 +163,20 @@ pub struct Config {
     pub route_cap: usize,
     /// Cap for other labels from outside.
     pub label_cap: usize,
+    /// Database URL.
+    pub database_url: String,
+    /// Simulated orders per second.
+    pub sim_order_rate: f64,
+    /// Admin bearer token; `None` disables `/admin`.
+    pub admin_token: Option<String>,
+    /// Risk and routing.
+    pub trading: RouterConfig,
+    /// Behaviour of each LP, by name.
+    pub lp_behaviour: Vec<LpBehaviour>,
 }
+
+/// The default database: an SQLite file under `./data/`, created at start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/rtx-engine.db?mode=rwc";
 
 fn split_list(value: &str) -> Vec<String> {
     value
@@ -236,7 +270,61 @@ impl Config {
         let cap = |key: &'static str, v: Option<usize>, default: usize| {
             positive(key, v.map(|v| v as u64), default as u64).map(|v| v as usize)
         };
+        let database_url = settings
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                reason: "must start with sqlite: or postgres://".to_owned(),
+            });
+        }
+        let sim_order_rate = settings
+            .sim_order_rate
+            .or(file.sim_order_rate)
+            .unwrap_or(2.0);
+        if !(0.0..=10_000.0).contains(&sim_order_rate) {
+            return Err(ConfigError::Invalid {
+                key: "sim_order_rate",
+                reason: format!("{sim_order_rate} is not between 0 and 10000 orders per second"),
+            });
+        }
+        check_trading(&file.trading)?;
+        for (name, behaviour) in std::iter::once(("lp", &file.lp))
+            .chain(file.lp_overrides.iter().map(|(n, b)| (n.as_str(), b)))
+        {
+            check_behaviour(name, behaviour)?;
+        }
+        if let Some(unknown) = file.lp_overrides.keys().find(|name| !lps.contains(name)) {
+            return Err(ConfigError::Invalid {
+                key: "lp_overrides",
+                reason: format!("`{unknown}` is not one of the configured LPs {lps:?}"),
+            });
+        }
+        let lp_behaviour = lps
+            .iter()
+            .map(|name| {
+                file.lp_overrides
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| file.lp.clone())
+            })
+            .collect();
         Ok(Self {
+            database_url,
+            sim_order_rate,
+            admin_token: settings
+                .admin_token
+                .clone()
+                .or(file.admin_token)
+                .filter(|t| !t.is_empty()),
+            trading: file.trading,
+            lp_behaviour,
             listen_addr,
             service_name: settings
                 .service_name
@@ -271,6 +359,59 @@ impl Config {
             label_cap: cap("metrics.label_cap", m.label_cap, 64)?,
         })
     }
+}
+
+fn check_trading(t: &RouterConfig) -> Result<(), ConfigError> {
+    let positive = [
+        ("trading.leverage", t.leverage),
+        ("trading.max_order_lots", t.max_order_lots),
+        ("trading.max_net_exposure_usd", t.max_net_exposure_usd),
+        ("trading.abook_min_lots", t.abook_min_lots),
+        ("trading.max_quote_age_secs", t.max_quote_age_secs),
+        ("trading.demo_balance", t.demo_balance),
+    ];
+    if let Some((key, value)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("{value} must be a positive number"),
+        });
+    }
+    if t.stop_out_level >= t.margin_call_level {
+        return Err(ConfigError::Invalid {
+            key: "trading.stop_out_level",
+            reason: "must be below trading.margin_call_level".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_behaviour(name: &str, b: &LpBehaviour) -> Result<(), ConfigError> {
+    let probabilities = [
+        ("spike_probability", b.spike_probability),
+        ("reject_probability", b.reject_probability),
+        ("timeout_probability", b.timeout_probability),
+        ("sequence_gap_probability", b.sequence_gap_probability),
+        ("drop_probability", b.drop_probability),
+    ];
+    if let Some((field, value)) = probabilities.iter().find(|(_, p)| !(0.0..=1.0).contains(p)) {
+        return Err(ConfigError::Invalid {
+            key: "lp",
+            reason: format!("{name}.{field} = {value} is not a probability between 0 and 1"),
+        });
+    }
+    if b.quote_interval_ms == 0 || b.heartbeat_interval_ms == 0 || b.order_timeout_ms == 0 {
+        return Err(ConfigError::Invalid {
+            key: "lp",
+            reason: format!("{name}: intervals and timeouts must be at least 1 ms"),
+        });
+    }
+    if !(b.latency_ms >= 0.0 && b.jitter_ms >= 0.0 && b.spike_ms >= 0.0 && b.spread_pips > 0.0) {
+        return Err(ConfigError::Invalid {
+            key: "lp",
+            reason: format!("{name}: latencies must be >= 0 and spread_pips > 0"),
+        });
+    }
+    Ok(())
 }
 
 fn check_names(key: &'static str, names: &[String]) -> Result<(), ConfigError> {

@@ -1,7 +1,12 @@
 //! `rtx-engine`: the reference trading backend. With no subcommand it serves.
 
+mod api;
 mod config;
+mod market;
 mod server;
+mod sim;
+mod store;
+mod trading;
 
 use std::process::ExitCode;
 

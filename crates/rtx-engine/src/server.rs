@@ -1,10 +1,23 @@
-//! The HTTP server: wires the monitoring library into axum and runs until SIGTERM or SIGINT.
+//! Start-up and shutdown: opens the database, restores accounts, positions and orders, starts
+//! the LP sessions, the mark-to-market loop and the simulated flow, and serves HTTP until
+//! SIGTERM or SIGINT.
 
-use rtx_monitoring::catalogue::{BuildInfo, CatalogueConfig, LpSpec, TradingMetrics};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rtx_monitoring::catalogue::{
+    BuildInfo, CatalogueConfig, LpSpec, OrderType, Side, TradingMetrics,
+};
 use rtx_monitoring::http::MetricsEndpoint;
 use rtx_monitoring::metrics::{Registry, RegistryError};
+use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::market::lp::{self, LpSession};
+use crate::market::Market;
+use crate::store::{AccountRow, OrderRecord, Store, StoreError};
+use crate::trading::accounts::{Account, Accounts};
+use crate::trading::{risk, OrderRequest, Router};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -13,13 +26,16 @@ pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         /// What the OS said.
         source: std::io::Error,
     },
     /// The metric catalogue could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] RegistryError),
+    /// The database could not be opened or read.
+    #[error("{0}")]
+    Store(#[from] StoreError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -49,20 +65,142 @@ fn catalogue_config(config: &Config) -> CatalogueConfig {
     }
 }
 
-/// Serves until a shutdown signal.
+fn demo_accounts(config: &Config) -> Vec<AccountRow> {
+    (1..=config.trading.demo_accounts)
+        .map(|i| AccountRow {
+            id: format!("demo-{i}"),
+            // The first three trade like professionals: their flow goes to an LP (A-book).
+            group: if i <= 3 { "professional" } else { "retail" }.to_owned(),
+            balance: config.trading.demo_balance,
+        })
+        .collect()
+}
+
+fn side_of(name: &str) -> Side {
+    if name == "sell" {
+        Side::Sell
+    } else {
+        Side::Buy
+    }
+}
+
+/// Rebuilds accounts and positions from the database.
+async fn restore_accounts(
+    store: &Store,
+    market: &Market,
+    metrics: &TradingMetrics,
+) -> Result<Accounts, StoreError> {
+    let mut accounts = Accounts::default();
+    for row in store.accounts().await? {
+        let gauges = metrics.accounts.account(&row.id);
+        accounts.insert(Account::new(row.id, row.group, row.balance, gauges));
+    }
+    for fill in store.fills().await? {
+        if let (Some(account), Some(symbol)) =
+            (accounts.get(&fill.account_id), market.symbol(&fill.symbol))
+        {
+            account.lock().replay_fill(
+                market,
+                symbol,
+                side_of(&fill.side),
+                fill.volume,
+                fill.price,
+            );
+        }
+    }
+    Ok(accounts)
+}
+
+fn pending_request(router: &Router, record: &OrderRecord) -> Option<OrderRequest> {
+    let order_type = match record.order_type.as_str() {
+        "limit" => OrderType::Limit,
+        "stop" => OrderType::Stop,
+        _ => return None,
+    };
+    Some(OrderRequest {
+        account: Arc::clone(router.accounts().get(&record.account_id)?),
+        symbol: router.market().symbol(&record.symbol)?,
+        side: side_of(&record.side),
+        order_type,
+        volume: record.volume,
+        price: record.price,
+        client_order_id: record.client_order_id.clone(),
+    })
+}
+
+/// Serves until a shutdown signal, then drains and stops cleanly.
 ///
 /// # Errors
-/// When the address cannot be bound or the catalogue cannot be registered.
+/// When the address cannot be bound, the catalogue cannot be registered, or the database
+/// cannot be opened.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let registry = if config.monitoring {
         Registry::new()
     } else {
         Registry::disabled()
     };
-    let _metrics = TradingMetrics::new(&registry, &catalogue_config(&config))?;
-    let app = MetricsEndpoint::new(registry)
-        .with_bearer_token(config.metrics_token.as_deref())
-        .router();
+    let metrics = TradingMetrics::new(&registry, &catalogue_config(&config))?;
+    let store = Store::open(&config.database_url, metrics.db.clone()).await?;
+    let ping = store.ping().await?;
+    eprintln!("database ready ({} µs round trip)", ping.as_micros());
+    store.seed_accounts(&demo_accounts(&config)).await?;
+    let market = Arc::new(Market::new(metrics.clone()));
+    let accounts = Arc::new(restore_accounts(&store, &market, &metrics).await?);
+    let (recent, _) = store.recent_orders(10_000).await?;
+    let fill_seq = store.max_fill_seq().await?;
+    let lps: Vec<Arc<LpSession>> = metrics
+        .lp_ids()
+        .zip(config.lps.iter().zip(&config.lp_behaviour))
+        .map(|(id, (name, behaviour))| {
+            LpSession::new(
+                id,
+                name.clone(),
+                behaviour.clone(),
+                Arc::clone(&market),
+                metrics.clone(),
+            )
+        })
+        .collect();
+    let router = Arc::new(Router::new(
+        Arc::clone(&market),
+        lps.clone(),
+        accounts,
+        store.clone(),
+        metrics.clone(),
+        config.trading.clone(),
+        recent.into_iter().rev().collect(),
+        fill_seq,
+    ));
+    for record in store.pending_orders().await? {
+        if let Some(request) = pending_request(&router, &record) {
+            router.restore_pending(request, record);
+        }
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for session in &lps {
+        tasks.push(tokio::spawn(lp::run(Arc::clone(session), stopped.clone())));
+    }
+    tasks.push(tokio::spawn(risk::run(
+        Arc::clone(&router),
+        metrics.clone(),
+        stopped.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::sim::run(
+        Arc::clone(&router),
+        config.sim_order_rate,
+        stopped.clone(),
+    )));
+
+    let endpoint =
+        MetricsEndpoint::new(registry).with_bearer_token(config.metrics_token.as_deref());
+    let app = crate::api::app(
+        Arc::clone(&router),
+        metrics,
+        endpoint,
+        config.admin_token.as_deref(),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -74,9 +212,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "{} {} listening on {local}",
         config.service_name, config.service_version
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    // No new requests arrive now; let orders already inside the router finish and be stored.
+    router.drain().await;
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    store.close().await;
+    eprintln!("{} stopped cleanly", config.service_name);
     Ok(())
 }
 

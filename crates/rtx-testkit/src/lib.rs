@@ -4,15 +4,38 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A running engine process, killed when dropped.
+/// A running engine process, killed when dropped, with its own scratch directory as working
+/// directory (so its default SQLite file never lands in the source tree).
 #[derive(Debug)]
 pub struct Engine {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its working directory.
+    pub dir: PathBuf,
+    binary: String,
+    env: Vec<(String, String)>,
+}
+
+/// A fresh, empty scratch directory under the system temp dir.
+///
+/// # Panics
+/// When the directory cannot be created.
+pub fn scratch_dir(label: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rtx-{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 impl Engine {
@@ -22,20 +45,70 @@ impl Engine {
     /// # Panics
     /// When it cannot start or does not listen within 20 s.
     pub fn start(binary: &str, env: &[(&str, &str)]) -> Engine {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::spawn(binary.to_owned(), env, scratch_dir("engine"))
+    }
+
+    /// Starts the same engine again in the same directory (same database), on a new port.
+    pub fn restart(mut self) -> Engine {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (binary, env, dir) = (
+            std::mem::take(&mut self.binary),
+            std::mem::take(&mut self.env),
+            self.dir.clone(),
+        );
+        // Keep the directory: the new process needs it.
+        self.dir = PathBuf::new();
+        Self::spawn(binary, env, dir)
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit code.
+    ///
+    /// # Panics
+    /// When the process does not exit in time.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the engine did not exit within {timeout:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(binary: String, env: Vec<(String, String)>, dir: PathBuf) -> Engine {
         let addr = free_port();
-        let mut command = Command::new(binary);
+        let mut command = Command::new(&binary);
         command
+            .current_dir(&dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RTX_LISTEN_ADDR", addr.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        for (k, v) in env {
+        for (k, v) in &env {
             command.env(k, v);
         }
         let child = command.spawn().expect("start the engine");
-        let engine = Engine { child, addr };
+        let engine = Engine {
+            child,
+            addr,
+            dir,
+            binary,
+            env,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
             assert!(
@@ -57,6 +130,9 @@ impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -306,6 +306,20 @@ impl TradingMetrics {
         self.lps.id(name).map(LpId)
     }
 
+    /// Every configured symbol id, in order.
+    pub fn symbol_ids(&self) -> impl Iterator<Item = SymbolId> {
+        (0..self.symbols.len())
+            .filter_map(|i| u16::try_from(i).ok())
+            .map(SymbolId)
+    }
+
+    /// Every configured LP id, in order.
+    pub fn lp_ids(&self) -> impl Iterator<Item = LpId> {
+        (0..self.lps.len())
+            .filter_map(|i| u16::try_from(i).ok())
+            .map(LpId)
+    }
+
     /// The configured symbols in id order.
     pub fn symbols(&self) -> &ConfiguredValues {
         &self.symbols

@@ -5,16 +5,20 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use axum::extract::State;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use subtle::ConstantTimeEq;
 
+use crate::catalogue::{ApiMetrics, HttpMethod, UNMATCHED_ROUTE};
 use crate::metrics::exposition::parse_header_list;
 use crate::metrics::{Format, Registry};
 
@@ -101,6 +105,17 @@ impl MetricsEndpoint {
     }
 }
 
+/// True when `headers` carry `Authorization: Bearer <expected>`. The comparison takes the same
+/// time wherever the presented token first differs, so timing reveals nothing of the token.
+pub fn bearer_matches(headers: &HeaderMap, expected: &[u8]) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, token)| bool::from(token.trim().as_bytes().ct_eq(expected)))
+}
+
 async fn serve_metrics(State(endpoint): State<MetricsEndpoint>, headers: HeaderMap) -> Response {
     if !endpoint.authorized(&headers) {
         return unauthorized();
@@ -129,6 +144,38 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(parse_header_list)
         .any(|item| (item.value == "gzip" || item.value == "*") && item.quality > 0.0)
+}
+
+/// Axum middleware recording `rtx_http_requests_total`, `rtx_http_request_duration_seconds` and
+/// `rtx_http_requests_in_flight`, labelled by the route template (`/api/orders/{id}`), never the
+/// raw path. Install it with `Router::route_layer` so the matched route is known, and on the
+/// fallback as well, where requests count under `route="unmatched"`:
+///
+/// ```
+/// # use axum::{Router, routing::get, middleware::from_fn_with_state};
+/// # use rtx_monitoring::{catalogue::{CatalogueConfig, TradingMetrics}, metrics::Registry, http::track_requests};
+/// let metrics = TradingMetrics::new(&Registry::new(), &CatalogueConfig::default()).unwrap();
+/// let layer = from_fn_with_state(metrics.api.clone(), track_requests);
+/// let app: Router = Router::new()
+///     .route("/api/orders", get(|| async { "[]" }))
+///     .route_layer(layer.clone())
+///     .fallback_service(Router::new().fallback(|| async { "not found" }).layer(layer));
+/// ```
+pub async fn track_requests(
+    State(api): State<ApiMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = HttpMethod::from_name(request.method().as_str());
+    let route: std::borrow::Cow<'static, str> = match request.extensions().get::<MatchedPath>() {
+        Some(path) => path.as_str().to_owned().into(),
+        None => UNMATCHED_ROUTE.into(),
+    };
+    let _in_flight = api.in_flight();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    api.record_request(method, &route, response.status().as_u16(), start.elapsed());
+    response
 }
 
 #[cfg(test)]

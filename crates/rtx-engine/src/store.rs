@@ -1,0 +1,581 @@
+//! Persistence through `sqlx`: SQLite by default, PostgreSQL when the URL says so.
+//!
+//! Writes go through one writer task that commits them in batches (group commit): an order is
+//! acknowledged only after the transaction holding it has committed, and under load many
+//! orders share one commit instead of paying one fsync each.
+
+use std::time::{Duration, Instant};
+
+use rtx_monitoring::catalogue::{DbMetrics, DbOutcome, DbQueryMetrics};
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why the database could not do what was asked.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(String),
+    /// The writer task is gone (shutting down).
+    #[error("database writer is not running")]
+    WriterGone,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Query(e.to_string())
+    }
+}
+
+/// An order as stored and as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OrderRecord {
+    /// Engine id.
+    pub id: String,
+    /// The client's own id, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_order_id: Option<String>,
+    /// Account.
+    pub account_id: String,
+    /// Symbol.
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// `market`, `limit` or `stop`.
+    pub order_type: String,
+    /// Lots.
+    pub volume: f64,
+    /// Limit or stop price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// `filled`, `rejected`, `error` or `pending`.
+    pub status: String,
+    /// Why it is not filled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `ABOOK` or `BBOOK`, once routed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Execution price.
+    pub fill_price: Option<f64>,
+    /// The LP that filled an A-book order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lp: Option<String>,
+    /// RFC 3339 UTC time the order was accepted.
+    pub created_at: String,
+    /// Time from acceptance to the answer, in microseconds.
+    pub latency_us: u64,
+}
+
+/// A fill, from which positions are rebuilt at start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FillRecord {
+    /// Engine-wide order of fills.
+    pub seq: i64,
+    /// The order filled.
+    pub order_id: String,
+    /// Account.
+    pub account_id: String,
+    /// Symbol.
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// Lots.
+    pub volume: f64,
+    /// Price.
+    pub price: f64,
+    /// Unix time.
+    pub ts: f64,
+}
+
+/// One write in a batch.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// A new order.
+    InsertOrder(OrderRecord),
+    /// A pending order's final state.
+    UpdateOrder(OrderRecord),
+    /// A fill.
+    Fill(FillRecord),
+    /// Realized P&L added to an account's balance. A delta, not the new balance, so that
+    /// concurrent fills commute whatever order their batches commit in.
+    BalanceDelta {
+        /// Account.
+        account_id: String,
+        /// Amount added.
+        delta: f64,
+    },
+}
+
+struct Batch {
+    writes: Vec<Write>,
+    ack: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// An account row.
+#[derive(Clone, Debug)]
+pub struct AccountRow {
+    /// Id.
+    pub id: String,
+    /// Group.
+    pub group: String,
+    /// Balance.
+    pub balance: f64,
+}
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    writer: mpsc::Sender<Batch>,
+    queries: Queries,
+    db: DbMetrics,
+}
+
+#[derive(Clone, Debug)]
+struct Queries {
+    insert_order: DbQueryMetrics,
+    update_order: DbQueryMetrics,
+    insert_fill: DbQueryMetrics,
+    update_balance: DbQueryMetrics,
+    insert_account: DbQueryMetrics,
+    commit: DbQueryMetrics,
+    select_order: DbQueryMetrics,
+    select_orders: DbQueryMetrics,
+    select_accounts: DbQueryMetrics,
+    select_fills: DbQueryMetrics,
+    ping: DbQueryMetrics,
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, grp TEXT NOT NULL, currency TEXT NOT NULL, \
+     balance DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, client_order_id TEXT, account_id TEXT NOT NULL, \
+     symbol TEXT NOT NULL, side TEXT NOT NULL, order_type TEXT NOT NULL, volume DOUBLE PRECISION NOT NULL, \
+     price DOUBLE PRECISION, status TEXT NOT NULL, reason TEXT, route TEXT, fill_price DOUBLE PRECISION, lp TEXT, \
+     created_at TEXT NOT NULL, latency_us BIGINT NOT NULL, seq BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS orders_seq ON orders (seq)",
+    "CREATE TABLE IF NOT EXISTS fills (seq BIGINT PRIMARY KEY, order_id TEXT NOT NULL, account_id TEXT NOT NULL, \
+     symbol TEXT NOT NULL, side TEXT NOT NULL, volume DOUBLE PRECISION NOT NULL, price DOUBLE PRECISION NOT NULL, \
+     ts DOUBLE PRECISION NOT NULL)",
+];
+
+const ORDER_COLUMNS: &str =
+    "id, client_order_id, account_id, symbol, side, order_type, volume, price, status, reason, \
+     route, fill_price, lp, created_at, latency_us";
+
+async fn timed<T>(
+    q: &DbQueryMetrics,
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let start = Instant::now();
+    let result = fut.await;
+    q.record(
+        start.elapsed(),
+        if result.is_ok() {
+            DbOutcome::Success
+        } else {
+            DbOutcome::Error
+        },
+    );
+    result
+}
+
+impl Store {
+    /// Connects, creates the schema, and starts the writer.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated.
+    pub async fn open(url: &str, db: DbMetrics) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            if let Some(dir) = sqlite_dir(url) {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| StoreError::Query(format!("cannot create {dir}: {e}")))?;
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers run beside the writer; FULL makes a commit durable
+                        // before the order it holds is acknowledged.
+                        for pragma in [
+                            "PRAGMA journal_mode=WAL",
+                            "PRAGMA synchronous=FULL",
+                            "PRAGMA busy_timeout=5000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        let queries = Queries {
+            insert_order: db.query("insert", "orders"),
+            update_order: db.query("update", "orders"),
+            insert_fill: db.query("insert", "fills"),
+            update_balance: db.query("update", "accounts"),
+            insert_account: db.query("insert", "accounts"),
+            commit: db.query("commit", "transaction"),
+            select_order: db.query("select", "orders"),
+            select_orders: db.query("select_recent", "orders"),
+            select_accounts: db.query("select", "accounts"),
+            select_fills: db.query("select", "fills"),
+            ping: db.query("ping", "none"),
+        };
+        let (writer, batches) = mpsc::channel(4096);
+        tokio::spawn(write_loop(pool.clone(), batches, queries.clone()));
+        Ok(Store {
+            pool,
+            writer,
+            queries,
+            db,
+        })
+    }
+
+    /// Commits `writes` in the next batch and waits for the commit.
+    ///
+    /// # Errors
+    /// When the transaction fails or the writer has stopped.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.writer
+            .send(Batch { writes, ack })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Creates the accounts that do not exist yet.
+    ///
+    /// # Errors
+    /// When the insert fails.
+    pub async fn seed_accounts(&self, accounts: &[AccountRow]) -> Result<(), StoreError> {
+        for a in accounts {
+            timed(
+                &self.queries.insert_account,
+                sqlx::query("INSERT INTO accounts (id, grp, currency, balance) VALUES ($1, $2, 'USD', $3) ON CONFLICT (id) DO NOTHING")
+                    .bind(&a.id)
+                    .bind(&a.group)
+                    .bind(a.balance)
+                    .execute(&self.pool),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Every account.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn accounts(&self) -> Result<Vec<AccountRow>, StoreError> {
+        let rows = timed(
+            &self.queries.select_accounts,
+            sqlx::query("SELECT id, grp, balance FROM accounts ORDER BY id").fetch_all(&self.pool),
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccountRow {
+                    id: r.try_get("id")?,
+                    group: r.try_get("grp")?,
+                    balance: r.try_get("balance")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Every fill in order, to rebuild positions.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn fills(&self) -> Result<Vec<FillRecord>, StoreError> {
+        let rows = timed(
+            &self.queries.select_fills,
+            sqlx::query("SELECT seq, order_id, account_id, symbol, side, volume, price, ts FROM fills ORDER BY seq").fetch_all(&self.pool),
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FillRecord {
+                    seq: r.try_get("seq")?,
+                    order_id: r.try_get("order_id")?,
+                    account_id: r.try_get("account_id")?,
+                    symbol: r.try_get("symbol")?,
+                    side: r.try_get("side")?,
+                    volume: r.try_get("volume")?,
+                    price: r.try_get("price")?,
+                    ts: r.try_get("ts")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// The newest `limit` orders, newest first, with the highest sequence number used.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn recent_orders(&self, limit: i64) -> Result<(Vec<OrderRecord>, i64), StoreError> {
+        let rows = timed(
+            &self.queries.select_orders,
+            sqlx::query(&format!(
+                "SELECT {ORDER_COLUMNS}, seq FROM orders ORDER BY seq DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(&self.pool),
+        )
+        .await?;
+        let max_seq = rows
+            .first()
+            .map(|r| r.try_get::<i64, _>("seq"))
+            .transpose()?
+            .unwrap_or(0);
+        let orders = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((orders, max_seq))
+    }
+
+    /// Orders still pending, oldest first.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn pending_orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        let rows = timed(
+            &self.queries.select_orders,
+            sqlx::query(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'pending' ORDER BY seq"
+            ))
+            .fetch_all(&self.pool),
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// One order by id.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn order(&self, id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        let row = timed(
+            &self.queries.select_order,
+            sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool),
+        )
+        .await?;
+        Ok(row.as_ref().map(order_from_row).transpose()?)
+    }
+
+    /// The highest fill sequence number stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn max_fill_seq(&self) -> Result<i64, StoreError> {
+        let row = timed(
+            &self.queries.select_fills,
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM fills").fetch_one(&self.pool),
+        )
+        .await?;
+        Ok(row.try_get::<i64, _>("m")?)
+    }
+
+    /// A round trip to the database, for readiness.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let start = Instant::now();
+        timed(
+            &self.queries.ping,
+            sqlx::query("SELECT 1").execute(&self.pool),
+        )
+        .await?;
+        Ok(start.elapsed())
+    }
+
+    /// Updates the pool gauges.
+    pub fn record_pool(&self) {
+        let size = self.pool.size() as usize;
+        let idle = self.pool.num_idle();
+        self.db.set_pool(idle, size.saturating_sub(idle));
+    }
+
+    /// Waits for queued writes and closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_dir(url: &str) -> Option<String> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+}
+
+fn order_from_row(r: &AnyRow) -> Result<OrderRecord, sqlx::Error> {
+    Ok(OrderRecord {
+        id: r.try_get("id")?,
+        client_order_id: r.try_get("client_order_id")?,
+        account_id: r.try_get("account_id")?,
+        symbol: r.try_get("symbol")?,
+        side: r.try_get("side")?,
+        order_type: r.try_get("order_type")?,
+        volume: r.try_get("volume")?,
+        price: r.try_get("price")?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        route: r.try_get("route")?,
+        fill_price: r.try_get("fill_price")?,
+        lp: r.try_get("lp")?,
+        created_at: r.try_get("created_at")?,
+        latency_us: u64::try_from(r.try_get::<i64, _>("latency_us")?).unwrap_or(0),
+    })
+}
+
+/// Most writes one transaction takes: enough to amortise a commit, few enough to bound latency.
+const MAX_BATCH: usize = 512;
+
+async fn write_loop(pool: AnyPool, mut batches: mpsc::Receiver<Batch>, queries: Queries) {
+    let mut seq: Option<i64> = None;
+    while let Some(first) = batches.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_BATCH {
+            match batches.try_recv() {
+                Ok(b) => group.push(b),
+                Err(_) => break,
+            }
+        }
+        if seq.is_none() {
+            let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS m FROM orders")
+                .fetch_one(&pool)
+                .await;
+            seq = row.ok().and_then(|r| r.try_get::<i64, _>("m").ok());
+        }
+        let mut next_seq = seq.unwrap_or(0);
+        let result = commit(&pool, &group, &queries, &mut next_seq).await;
+        if result.is_ok() {
+            seq = Some(next_seq);
+        }
+        for batch in group {
+            let _ = batch.ack.send(result.clone());
+        }
+    }
+}
+
+async fn commit(
+    pool: &AnyPool,
+    group: &[Batch],
+    q: &Queries,
+    seq: &mut i64,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    for write in group.iter().flat_map(|b| &b.writes) {
+        match write {
+            Write::InsertOrder(o) => {
+                *seq += 1;
+                let sql = format!("INSERT INTO orders ({ORDER_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)");
+                timed(
+                    &q.insert_order,
+                    bind_order(sqlx::query(&sql), o)
+                        .bind(*seq)
+                        .execute(&mut *tx),
+                )
+                .await?;
+            }
+            Write::UpdateOrder(o) => {
+                let sql = "UPDATE orders SET status = $1, reason = $2, route = $3, fill_price = $4, lp = $5, latency_us = $6 WHERE id = $7";
+                timed(
+                    &q.update_order,
+                    sqlx::query(sql)
+                        .bind(&o.status)
+                        .bind(&o.reason)
+                        .bind(&o.route)
+                        .bind(o.fill_price)
+                        .bind(&o.lp)
+                        .bind(i64::try_from(o.latency_us).unwrap_or(i64::MAX))
+                        .bind(&o.id)
+                        .execute(&mut *tx),
+                )
+                .await?;
+            }
+            Write::Fill(f) => {
+                let sql = "INSERT INTO fills (seq, order_id, account_id, symbol, side, volume, price, ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+                timed(
+                    &q.insert_fill,
+                    sqlx::query(sql)
+                        .bind(f.seq)
+                        .bind(&f.order_id)
+                        .bind(&f.account_id)
+                        .bind(&f.symbol)
+                        .bind(&f.side)
+                        .bind(f.volume)
+                        .bind(f.price)
+                        .bind(f.ts)
+                        .execute(&mut *tx),
+                )
+                .await?;
+            }
+            Write::BalanceDelta { account_id, delta } => {
+                timed(
+                    &q.update_balance,
+                    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+                        .bind(*delta)
+                        .bind(account_id)
+                        .execute(&mut *tx),
+                )
+                .await?;
+            }
+        }
+    }
+    timed(&q.commit, tx.commit()).await?;
+    Ok(())
+}
+
+fn bind_order<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    o: &'q OrderRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&o.id)
+        .bind(&o.client_order_id)
+        .bind(&o.account_id)
+        .bind(&o.symbol)
+        .bind(&o.side)
+        .bind(&o.order_type)
+        .bind(o.volume)
+        .bind(o.price)
+        .bind(&o.status)
+        .bind(&o.reason)
+        .bind(&o.route)
+        .bind(o.fill_price)
+        .bind(&o.lp)
+        .bind(&o.created_at)
+        .bind(i64::try_from(o.latency_us).unwrap_or(i64::MAX))
+}
