@@ -235,7 +235,7 @@ impl Store {
             ping: db.query("ping", "none"),
         };
         let (writer, batches) = mpsc::channel(4096);
-        tokio::spawn(write_loop(pool.clone(), batches, queries.clone()));
+        tokio::spawn(write_loop(pool.clone(), batches, queries.clone(), !sqlite));
         Ok(Store {
             pool,
             writer,
@@ -462,7 +462,15 @@ fn order_from_row(r: &AnyRow) -> Result<OrderRecord, sqlx::Error> {
 /// Most writes one transaction takes: enough to amortise a commit, few enough to bound latency.
 const MAX_BATCH: usize = 512;
 
-async fn write_loop(pool: AnyPool, mut batches: mpsc::Receiver<Batch>, queries: Queries) {
+/// `nullable_rebind`: the backend caches a statement with the parameter types of its first
+/// execution (PostgreSQL through the `Any` driver), so statements whose nullable parameters
+/// change between NULL and a value must not be cached.
+async fn write_loop(
+    pool: AnyPool,
+    mut batches: mpsc::Receiver<Batch>,
+    queries: Queries,
+    nullable_rebind: bool,
+) {
     let mut seq: Option<i64> = None;
     while let Some(first) = batches.recv().await {
         let mut group = vec![first];
@@ -479,7 +487,7 @@ async fn write_loop(pool: AnyPool, mut batches: mpsc::Receiver<Batch>, queries: 
             seq = row.ok().and_then(|r| r.try_get::<i64, _>("m").ok());
         }
         let mut next_seq = seq.unwrap_or(0);
-        let result = commit(&pool, &group, &queries, &mut next_seq).await;
+        let result = commit(&pool, &group, &queries, &mut next_seq, !nullable_rebind).await;
         if result.is_ok() {
             seq = Some(next_seq);
         }
@@ -494,6 +502,7 @@ async fn commit(
     group: &[Batch],
     q: &Queries,
     seq: &mut i64,
+    cache: bool,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     for write in group.iter().flat_map(|b| &b.writes) {
@@ -514,6 +523,7 @@ async fn commit(
                 timed(
                     &q.update_order,
                     sqlx::query(sql)
+                        .persistent(cache)
                         .bind(&o.status)
                         .bind(&o.reason)
                         .bind(&o.route)

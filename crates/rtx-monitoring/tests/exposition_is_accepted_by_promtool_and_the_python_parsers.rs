@@ -2,6 +2,9 @@
 //! consumers: `promtool check metrics` and the official Python client's Prometheus and
 //! OpenMetrics parsers. Exemplars appear only in OpenMetrics.
 
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use rtx_monitoring::catalogue::{

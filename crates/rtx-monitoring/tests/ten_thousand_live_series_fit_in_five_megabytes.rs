@@ -2,6 +2,9 @@
 //! exemplar slot that recording touches is allocated) stays under 5 MB of resident memory.
 //! Alone in its own test binary so that nothing else allocates while it measures.
 
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use rtx_monitoring::catalogue::{

@@ -222,3 +222,259 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         exposition,
     )
 }
+
+/// One sample of a Prometheus text exposition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Sample name (with `_bucket`, `_sum`, … where the type adds one).
+    pub name: String,
+    /// Labels in exposition order, unescaped.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Parses the samples of a Prometheus text exposition (comments skipped).
+///
+/// # Panics
+/// On a line that is not a sample: the exposition is what is under test.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(parse_sample_line)
+        .collect()
+}
+
+fn parse_sample_line(line: &str) -> Sample {
+    let (name, rest) = match line.find(['{', ' ']) {
+        Some(i) => line.split_at(i),
+        None => panic!("not a sample line: {line}"),
+    };
+    let mut labels = Vec::new();
+    let mut rest = rest;
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices().peekable();
+        let mut key = String::new();
+        let end;
+        loop {
+            let Some((i, c)) = chars.next() else {
+                panic!("unterminated labels: {line}")
+            };
+            match c {
+                '}' => {
+                    end = i + 1;
+                    break;
+                }
+                ',' => {}
+                '=' => {
+                    assert_eq!(
+                        chars.next().map(|(_, c)| c),
+                        Some('"'),
+                        "label value must be quoted: {line}"
+                    );
+                    let mut value = String::new();
+                    loop {
+                        match chars.next().map(|(_, c)| c) {
+                            Some('\\') => match chars.next().map(|(_, c)| c) {
+                                Some('n') => value.push('\n'),
+                                Some(other) => value.push(other),
+                                None => panic!("dangling escape: {line}"),
+                            },
+                            Some('"') => break,
+                            Some(other) => value.push(other),
+                            None => panic!("unterminated label value: {line}"),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                c => key.push(c),
+            }
+        }
+        rest = &body[end..];
+    }
+    let value = rest
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no value: {line}"));
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().unwrap_or_else(|_| panic!("bad value in: {line}")),
+    };
+    Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    }
+}
+
+/// Sum of every sample named `name` whose labels include all of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    parse_samples(text)
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// A throwaway PostgreSQL cluster on a free loopback port, stopped and deleted when dropped.
+#[derive(Debug)]
+pub struct PgCluster {
+    child: Child,
+    dir: PathBuf,
+    /// `postgres://…` URL of its `postgres` database.
+    pub url: String,
+}
+
+fn pg_bin(tool: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("RTX_PG_BIN") {
+        return PathBuf::from(dir).join(tool);
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join(tool).exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    let dir = versions.pop().unwrap_or_else(|| {
+        panic!("PostgreSQL is not installed: run the README's test command (scripts/test.sh), which installs Debian's postgresql, or set RTX_PG_BIN")
+    });
+    dir.join(tool)
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root (PostgreSQL refuses root).
+fn pg_command(tool: &str) -> Command {
+    let bin = pg_bin(tool);
+    if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+impl PgCluster {
+    /// Initialises and starts a cluster; waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When PostgreSQL is missing or does not start within 30 s.
+    pub fn start() -> PgCluster {
+        let dir = scratch_dir("pg");
+        if running_as_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "chown the PostgreSQL scratch directory to the postgres user"
+            );
+        }
+        let data = dir.join("data");
+        let init = pg_command("initdb")
+            .args(["-U", "rtx", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run initdb");
+        assert!(
+            init.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = free_port().port();
+        let child = pg_command("postgres")
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=50",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        let cluster = PgCluster {
+            child,
+            dir,
+            url: format!("postgres://rtx@127.0.0.1:{port}/postgres"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(pg_bin("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "rtx"])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not accept connections within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        // `runuser` may not pass a kill on to the server it started, so ask PostgreSQL itself.
+        let _ = pg_command("pg_ctl")
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_parse_with_escaped_labels() {
+        let text = "# HELP x y\nx_total{a=\"q\\\"uo\\\\te\",b=\"n\\nl\"} 3\nplain 1.5\ninf_bucket{le=\"+Inf\"} +Inf\n";
+        let samples = parse_samples(text);
+        assert_eq!(
+            samples[0].labels,
+            vec![
+                ("a".into(), "q\"uo\\te".into()),
+                ("b".into(), "n\nl".into())
+            ]
+        );
+        assert_eq!(samples[1].value, 1.5);
+        assert_eq!(metric_sum(text, "x_total", &[("b", "n\nl")]), 3.0);
+    }
+}
