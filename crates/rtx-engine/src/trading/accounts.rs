@@ -200,3 +200,70 @@ impl Accounts {
         self.by_id.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtx_monitoring::catalogue::{CatalogueConfig, TradingMetrics};
+    use rtx_monitoring::metrics::Registry;
+
+    use crate::market::Quote;
+
+    fn market() -> (Market, SymbolId) {
+        let metrics = TradingMetrics::new(&Registry::disabled(), &CatalogueConfig::default()).unwrap();
+        let eurusd = metrics.symbol("EURUSD").unwrap();
+        let market = Market::new(metrics.clone());
+        let lp = metrics.lp("OANDA").unwrap();
+        market.publish(lp, eurusd, Quote { bid: 1.1000, ask: 1.1002, timestamp: crate::market::unix_now() });
+        (market, eurusd)
+    }
+
+    fn state() -> AccountState {
+        AccountState { balance: 10_000.0, positions: HashMap::new(), in_margin_call: false }
+    }
+
+    #[test]
+    fn netting_averages_adds_and_realizes_on_reduction() {
+        let (market, eurusd) = market();
+        let mut s = state();
+        assert_eq!(s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1000, 0.0), 0.0);
+        s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1010, 0.0);
+        let p = s.positions[&eurusd];
+        assert!((p.lots - 2.0).abs() < 1e-12 && (p.average_price - 1.1005).abs() < 1e-12);
+        // Selling 1 lot 10 pips above the average realizes 1 lot × 100,000 × 0.0010 = 100 USD.
+        let realized = s.apply_fill(&market, eurusd, Side::Sell, 1.0, 1.1015, 0.0);
+        assert!((realized - 100.0).abs() < 1e-6, "{realized}");
+        assert!((s.balance - 10_100.0).abs() < 1e-6);
+        assert!((s.positions[&eurusd].lots - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_fill_larger_than_the_position_flips_it_at_the_fill_price() {
+        let (market, eurusd) = market();
+        let mut s = state();
+        s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1000, 0.0);
+        let realized = s.apply_fill(&market, eurusd, Side::Sell, 3.0, 1.0990, 0.0);
+        assert!((realized + 100.0).abs() < 1e-6, "{realized}");
+        let p = s.positions[&eurusd];
+        assert!((p.lots + 2.0).abs() < 1e-12 && (p.average_price - 1.0990).abs() < 1e-12);
+    }
+
+    #[test]
+    fn figures_mark_to_market_at_the_closing_side() {
+        let (market, eurusd) = market();
+        let mut s = state();
+        s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1002, 0.0);
+        let f = s.figures(&market, 100.0, crate::market::unix_now());
+        // A long closes at the bid: 2 pips below the entry = -20 USD.
+        assert!((f.unrealized_pnl + 20.0).abs() < 1e-6, "{f:?}");
+        assert!((f.margin_used - 1_100.0).abs() < 1.0, "{f:?}");
+        assert!((f.free_margin - (f.equity - f.margin_used)).abs() < 1e-9);
+        let replayed = {
+            let mut r = state();
+            r.replay_fill(&market, eurusd, Side::Buy, 1.0, 1.1002);
+            r.replay_fill(&market, eurusd, Side::Sell, 1.0, 1.1100);
+            r
+        };
+        assert_eq!(replayed.balance, 10_000.0, "replay rebuilds positions, not the stored balance");
+    }
+}
