@@ -136,6 +136,58 @@ struct FileConfig {
     lp_overrides: std::collections::BTreeMap<String, LpBehaviour>,
 }
 
+/// A credential: usable as a string, never shown by `Debug` (so `check-config` and any log
+/// of the configuration cannot leak it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+/// A database URL whose password `Debug` hides.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL to connect with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // scheme://user:password@host/… shows as scheme://user:<redacted>@host/…
+        let url = &self.0;
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let credentials = &url[scheme + 3..at];
+                match credentials.split_once(':') {
+                    Some((user, _)) => write!(
+                        f,
+                        "\"{}{}:<redacted>{}\"",
+                        &url[..scheme + 3],
+                        user,
+                        &url[at..]
+                    ),
+                    None => write!(f, "{url:?}"),
+                }
+            }
+            _ => write!(f, "{url:?}"),
+        }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -146,7 +198,7 @@ pub struct Config {
     /// Service version.
     pub service_version: String,
     /// `/metrics` bearer token.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// LP names.
     pub lps: Vec<String>,
     /// Symbols.
@@ -164,11 +216,11 @@ pub struct Config {
     /// Cap for other labels from outside.
     pub label_cap: usize,
     /// Database URL.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Simulated orders per second.
     pub sim_order_rate: f64,
     /// Admin bearer token; `None` disables `/admin`.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Risk and routing.
     pub trading: RouterConfig,
     /// Behaviour of each LP, by name.
@@ -316,13 +368,14 @@ impl Config {
             })
             .collect();
         Ok(Self {
-            database_url,
+            database_url: DatabaseUrl(database_url),
             sim_order_rate,
             admin_token: settings
                 .admin_token
                 .clone()
                 .or(file.admin_token)
-                .filter(|t| !t.is_empty()),
+                .filter(|t| !t.is_empty())
+                .map(Secret),
             trading: file.trading,
             lp_behaviour,
             listen_addr,
@@ -340,7 +393,8 @@ impl Config {
                 .metrics_token
                 .clone()
                 .or(file.metrics_token)
-                .filter(|t| !t.is_empty()),
+                .filter(|t| !t.is_empty())
+                .map(Secret),
             lps,
             symbols,
             monitoring,
@@ -456,6 +510,24 @@ mod tests {
         assert_eq!(c.lps, ["OANDA", "LMAX", "CURRENEX"]);
         assert_eq!(c.symbols.len(), 10);
         assert!(c.monitoring);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_credential() {
+        let settings = Settings {
+            metrics_token: Some("m-secret".into()),
+            admin_token: Some("a-secret".into()),
+            database_url: Some("postgres://rtx:pg-secret@127.0.0.1:5432/rtx".into()),
+            ..Default::default()
+        };
+        let shown = format!("{:?}", Config::load(&settings).unwrap());
+        for secret in ["m-secret", "a-secret", "pg-secret"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(
+            shown.contains("postgres://rtx:<redacted>@127.0.0.1:5432/rtx"),
+            "{shown}"
+        );
     }
 
     #[test]

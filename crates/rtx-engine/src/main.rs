@@ -25,7 +25,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::CheckConfig) => {
-            println!("configuration OK: {config:#?}");
+            use std::io::Write;
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "configuration OK: {config:#?}");
             ExitCode::SUCCESS
         }
         None => {

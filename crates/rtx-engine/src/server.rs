@@ -12,7 +12,7 @@ use rtx_monitoring::http::MetricsEndpoint;
 use rtx_monitoring::metrics::{Registry, RegistryError};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::market::lp::{self, LpSession};
 use crate::market::Market;
 use crate::store::{AccountRow, OrderRecord, Store, StoreError};
@@ -140,7 +140,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         Registry::disabled()
     };
     let metrics = TradingMetrics::new(&registry, &catalogue_config(&config))?;
-    let store = Store::open(&config.database_url, metrics.db.clone()).await?;
+    let store = Store::open(config.database_url.expose(), metrics.db.clone()).await?;
     let ping = store.ping().await?;
     eprintln!("database ready ({} µs round trip)", ping.as_micros());
     store.seed_accounts(&demo_accounts(&config)).await?;
@@ -193,13 +193,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         stopped.clone(),
     )));
 
-    let endpoint =
-        MetricsEndpoint::new(registry).with_bearer_token(config.metrics_token.as_deref());
+    let endpoint = MetricsEndpoint::new(registry)
+        .with_bearer_token(config.metrics_token.as_ref().map(Secret::expose));
     let app = crate::api::app(
         Arc::clone(&router),
         metrics,
         endpoint,
-        config.admin_token.as_deref(),
+        config.admin_token.as_ref().map(Secret::expose),
     );
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await

@@ -210,23 +210,39 @@ mod tests {
     use crate::market::Quote;
 
     fn market() -> (Market, SymbolId) {
-        let metrics = TradingMetrics::new(&Registry::disabled(), &CatalogueConfig::default()).unwrap();
+        let metrics =
+            TradingMetrics::new(&Registry::disabled(), &CatalogueConfig::default()).unwrap();
         let eurusd = metrics.symbol("EURUSD").unwrap();
         let market = Market::new(metrics.clone());
         let lp = metrics.lp("OANDA").unwrap();
-        market.publish(lp, eurusd, Quote { bid: 1.1000, ask: 1.1002, timestamp: crate::market::unix_now() });
+        market.publish(
+            lp,
+            eurusd,
+            Quote {
+                bid: 1.1000,
+                ask: 1.1002,
+                timestamp: crate::market::unix_now(),
+            },
+        );
         (market, eurusd)
     }
 
     fn state() -> AccountState {
-        AccountState { balance: 10_000.0, positions: HashMap::new(), in_margin_call: false }
+        AccountState {
+            balance: 10_000.0,
+            positions: HashMap::new(),
+            in_margin_call: false,
+        }
     }
 
     #[test]
     fn netting_averages_adds_and_realizes_on_reduction() {
         let (market, eurusd) = market();
         let mut s = state();
-        assert_eq!(s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1000, 0.0), 0.0);
+        assert_eq!(
+            s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1000, 0.0),
+            0.0
+        );
         s.apply_fill(&market, eurusd, Side::Buy, 1.0, 1.1010, 0.0);
         let p = s.positions[&eurusd];
         assert!((p.lots - 2.0).abs() < 1e-12 && (p.average_price - 1.1005).abs() < 1e-12);
@@ -264,6 +280,9 @@ mod tests {
             r.replay_fill(&market, eurusd, Side::Sell, 1.0, 1.1100);
             r
         };
-        assert_eq!(replayed.balance, 10_000.0, "replay rebuilds positions, not the stored balance");
+        assert_eq!(
+            replayed.balance, 10_000.0,
+            "replay rebuilds positions, not the stored balance"
+        );
     }
 }
