@@ -112,6 +112,62 @@ struct MetricsFile {
     label_cap: Option<usize>,
 }
 
+/// Health-check thresholds and intervals (the `[health]` table).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Resident memory above which `memory` is degraded.
+    pub memory_warn_bytes: f64,
+    /// Resident memory above which `memory` is unhealthy.
+    pub memory_critical_bytes: f64,
+    /// Live tasks above which `tasks` is degraded.
+    pub tasks_warn: f64,
+    /// Live tasks above which `tasks` is unhealthy.
+    pub tasks_critical: f64,
+    /// A database ping slower than this is degraded, in milliseconds.
+    pub database_slow_ms: u64,
+    /// Interval of the in-process and database checks, in milliseconds.
+    pub interval_ms: u64,
+    /// Interval of the LP check, in milliseconds.
+    pub lp_interval_ms: u64,
+    /// Timeout of every check, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            memory_warn_bytes: 1024.0 * 1024.0 * 1024.0,
+            memory_critical_bytes: 2.0 * 1024.0 * 1024.0 * 1024.0,
+            tasks_warn: 10_000.0,
+            tasks_critical: 50_000.0,
+            database_slow_ms: 100,
+            interval_ms: 5_000,
+            lp_interval_ms: 1_000,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Shutdown timing (the `[shutdown]` table).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, keep serving with `/ready` at 503 this long, so load balancers notice.
+    pub drain_delay_ms: u64,
+    /// Exit (non-zero) if shutdown takes longer than this, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_delay_ms: 2_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// The file's shape: the same names as the variables, lower-case.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +190,10 @@ struct FileConfig {
     lp: LpBehaviour,
     #[serde(default)]
     lp_overrides: std::collections::BTreeMap<String, LpBehaviour>,
+    #[serde(default)]
+    health: HealthConfig,
+    #[serde(default)]
+    shutdown: ShutdownConfig,
 }
 
 /// A credential: usable as a string, never shown by `Debug` (so `check-config` and any log
@@ -225,6 +285,10 @@ pub struct Config {
     pub trading: RouterConfig,
     /// Behaviour of each LP, by name.
     pub lp_behaviour: Vec<LpBehaviour>,
+    /// Health checks.
+    pub health: HealthConfig,
+    /// Shutdown timing.
+    pub shutdown: ShutdownConfig,
 }
 
 /// The default database: an SQLite file under `./data/`, created at start.
@@ -347,6 +411,25 @@ impl Config {
             });
         }
         check_trading(&file.trading)?;
+        let h = &file.health;
+        if h.interval_ms == 0 || h.lp_interval_ms == 0 || h.timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "health",
+                reason: "intervals and timeouts must be at least 1 ms".to_owned(),
+            });
+        }
+        if !(h.memory_warn_bytes < h.memory_critical_bytes && h.tasks_warn < h.tasks_critical) {
+            return Err(ConfigError::Invalid {
+                key: "health",
+                reason: "each warn threshold must be below its critical one".to_owned(),
+            });
+        }
+        if file.shutdown.drain_delay_ms >= file.shutdown.timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "shutdown.drain_delay_ms",
+                reason: "must be shorter than shutdown.timeout_ms".to_owned(),
+            });
+        }
         for (name, behaviour) in std::iter::once(("lp", &file.lp))
             .chain(file.lp_overrides.iter().map(|(n, b)| (n.as_str(), b)))
         {
@@ -378,6 +461,8 @@ impl Config {
                 .map(Secret),
             trading: file.trading,
             lp_behaviour,
+            health: file.health,
+            shutdown: file.shutdown,
             listen_addr,
             service_name: settings
                 .service_name

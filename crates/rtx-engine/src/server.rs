@@ -8,7 +8,10 @@ use std::sync::Arc;
 use rtx_monitoring::catalogue::{
     BuildInfo, CatalogueConfig, LpSpec, OrderType, Side, TradingMetrics,
 };
-use rtx_monitoring::http::MetricsEndpoint;
+use rtx_monitoring::health::{
+    CheckSpec, Health, MemoryCheck, Outcome, Probe, Status, TaskCheck, UptimeCheck,
+};
+use rtx_monitoring::http::{HealthEndpoint, MetricsEndpoint};
 use rtx_monitoring::metrics::{Registry, RegistryError};
 use tokio::sync::watch;
 
@@ -128,12 +131,100 @@ fn pending_request(router: &Router, record: &OrderRecord) -> Option<OrderRequest
     })
 }
 
+/// The checks of SPEC §5: memory, tasks and uptime in process; the database and the LPs for
+/// readiness only, so that a database blip never restarts the pod.
+fn register_checks(
+    config: &Config,
+    metrics: &TradingMetrics,
+    store: &Store,
+    lps: &[Arc<LpSession>],
+    started: std::time::Instant,
+) -> Health {
+    let h = &config.health;
+    let health = Health::new(&config.service_version, Some(metrics.monitoring.clone()));
+    let every = std::time::Duration::from_millis(h.interval_ms);
+    let timeout = std::time::Duration::from_millis(h.timeout_ms);
+    let spec = |name: &str, probe| CheckSpec::new(name, probe).every(every).timeout(timeout);
+    health.add(
+        spec("memory", Probe::Both),
+        MemoryCheck {
+            warn_bytes: h.memory_warn_bytes,
+            critical_bytes: h.memory_critical_bytes,
+        },
+    );
+    health.add(
+        spec("tasks", Probe::Both),
+        TaskCheck {
+            warn: h.tasks_warn,
+            critical: h.tasks_critical,
+            ..TaskCheck::current()
+        },
+    );
+    health.add(
+        spec("uptime", Probe::Informational),
+        UptimeCheck { started },
+    );
+    let store = store.clone();
+    let slow = std::time::Duration::from_millis(h.database_slow_ms);
+    health.add_fn(spec("database", Probe::Readiness), move || {
+        let store = store.clone();
+        async move {
+            match store.ping().await {
+                Ok(took) => {
+                    let status = if took > slow {
+                        Status::Degraded
+                    } else {
+                        Status::Healthy
+                    };
+                    Outcome::new(
+                        status,
+                        format!("ping answered in {took:?} (degraded above {slow:?})"),
+                    )
+                    .with_value(took.as_secs_f64(), "seconds")
+                }
+                Err(e) => Outcome::new(Status::Unhealthy, format!("ping failed: {e}")),
+            }
+        }
+    });
+    let sessions = lps.to_vec();
+    let lp_spec = CheckSpec::new("liquidity_providers", Probe::Readiness)
+        .every(std::time::Duration::from_millis(h.lp_interval_ms))
+        .timeout(timeout);
+    health.add_fn(lp_spec, move || {
+        let down: Vec<String> = sessions
+            .iter()
+            .filter(|s| !s.is_connected())
+            .map(|s| s.name().to_owned())
+            .collect();
+        let total = sessions.len();
+        async move {
+            let connected = total - down.len();
+            let status = match connected {
+                0 => Status::Unhealthy,
+                n if n < total => Status::Degraded,
+                _ => Status::Healthy,
+            };
+            let message = if down.is_empty() {
+                format!("all {total} LPs connected")
+            } else {
+                format!(
+                    "{connected} of {total} LPs connected; down: {}",
+                    down.join(", ")
+                )
+            };
+            Outcome::new(status, message).with_value(connected as f64, "connections")
+        }
+    });
+    health
+}
+
 /// Serves until a shutdown signal, then drains and stops cleanly.
 ///
 /// # Errors
 /// When the address cannot be bound, the catalogue cannot be registered, or the database
 /// cannot be opened.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let started = std::time::Instant::now();
     let registry = if config.monitoring {
         Registry::new()
     } else {
@@ -193,12 +284,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         stopped.clone(),
     )));
 
+    let health = register_checks(&config, &metrics, &store, &lps, started);
+    let health_tasks = health.start().await;
+
     let endpoint = MetricsEndpoint::new(registry)
         .with_bearer_token(config.metrics_token.as_ref().map(Secret::expose));
+    let probes = HealthEndpoint::new(health.clone(), &config.service_name).router();
     let app = crate::api::app(
         Arc::clone(&router),
         metrics,
-        endpoint,
+        endpoint.router().merge(probes),
         config.admin_token.as_ref().map(Secret::expose),
     );
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
@@ -212,17 +307,39 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "{} {} listening on {local}",
         config.service_name, config.service_version
     );
+    // Start-up is done: the database is migrated and state restored. Readiness now follows the
+    // checks, which still hold it at 503 until an LP is connected.
+    health.set_ready();
+    let drain = std::time::Duration::from_millis(config.shutdown.drain_delay_ms);
+    let deadline = std::time::Duration::from_millis(config.shutdown.timeout_ms);
+    let draining = health.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        draining.set_draining();
+        eprintln!(
+            "shutdown: /ready answers 503; serving for {drain:?} more so load balancers notice"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            eprintln!("shutdown: not finished within {deadline:?}; exiting");
+            std::process::exit(1);
+        });
+        tokio::time::sleep(drain).await;
+    };
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await?;
     // No new requests arrive now; let orders already inside the router finish and be stored.
     router.drain().await;
     let _ = stop.send(true);
     for task in tasks {
         let _ = task.await;
+    }
+    for task in health_tasks {
+        task.abort();
     }
     store.close().await;
     eprintln!("{} stopped cleanly", config.service_name);

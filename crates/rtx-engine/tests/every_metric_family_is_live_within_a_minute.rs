@@ -19,8 +19,6 @@ const NOT_FED_YET: &[&str] = &[
     "rtx_log_events_dropped_total",
     "rtx_spans_exported_total",
     "rtx_spans_dropped_total",
-    "rtx_health_check_status",
-    "rtx_health_check_duration_seconds",
 ];
 
 /// Families whose honest value in a healthy run is zero: they must be exported, not moved.

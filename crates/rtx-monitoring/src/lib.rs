@@ -26,6 +26,9 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
+#[cfg(feature = "tokio-runtime")]
+pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod metrics;
+pub mod time;

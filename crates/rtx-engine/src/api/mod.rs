@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router as AxumRouter};
 use bytes::Bytes;
 use rtx_monitoring::catalogue::TradingMetrics;
-use rtx_monitoring::http::{track_requests, MetricsEndpoint};
+use rtx_monitoring::http::track_requests;
 use serde::Serialize;
 
 use crate::trading::Router;
@@ -96,12 +96,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Builds the application: API, WebSocket, admin, and `/metrics`, all measured by the API
-/// metrics layer.
+/// Builds the application: API, WebSocket, admin, and the monitoring `endpoints` (`/metrics`,
+/// `/health`, `/ready`), all measured by the API metrics layer.
 pub fn app(
     router: Arc<Router>,
     metrics: TradingMetrics,
-    metrics_endpoint: MetricsEndpoint,
+    endpoints: AxumRouter,
     admin_token: Option<&str>,
 ) -> AxumRouter {
     let state = AppState {
@@ -121,7 +121,7 @@ pub fn app(
         .route("/ws/quotes", get(ws::quotes))
         .route("/admin/lps/{lp}/{action}", post(admin::lp_action))
         .with_state(state)
-        .merge(metrics_endpoint.router())
+        .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(measured.clone())
         .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))

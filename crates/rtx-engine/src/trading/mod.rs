@@ -4,6 +4,5 @@
 pub mod accounts;
 pub mod risk;
 pub mod router;
-mod time;
 
 pub use router::{OrderRequest, Router, RouterConfig, SubmitError};

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::accounts::{notional_usd, Account, Accounts, Position};
-use super::time::rfc3339;
 use crate::market::lp::{LpError, LpSession};
 use crate::market::{unix_now, Market, Quote};
 use crate::store::{FillRecord, OrderRecord, Store, StoreError, Write};
+use rtx_monitoring::time::rfc3339;
 
 /// Risk and routing settings (the `[trading]` table).
 #[derive(Clone, Debug, Deserialize, PartialEq)]

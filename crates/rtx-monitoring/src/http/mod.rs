@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{
-    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    WWW_AUTHENTICATE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -103,6 +105,98 @@ impl MetricsEndpoint {
         }
         (StatusCode::OK, response_headers, body).into_response()
     }
+}
+
+/// Serves `/health` (liveness) and `/ready` (readiness) from the latest check results: a probe
+/// never waits on a check. 200 for healthy or degraded, 503 for unhealthy; the IETF
+/// health-check draft format when `Accept` asks for `application/health+json`.
+#[derive(Clone, Debug)]
+pub struct HealthEndpoint {
+    health: crate::health::Health,
+    service_id: Arc<str>,
+    /// Rendered bodies by (readiness, IETF format), with the key they were rendered for.
+    cache: Arc<[std::sync::Mutex<Option<Rendered>>; 4]>,
+}
+
+/// A rendering stays valid while no result or phase changed and the uptime it shows is within
+/// 100 ms; probes then cost a lookup instead of a JSON rendering.
+type RenderKey = (u64, u128);
+
+impl HealthEndpoint {
+    /// Serves `health` for the service `service_id`.
+    pub fn new(health: crate::health::Health, service_id: &str) -> Self {
+        Self {
+            health,
+            service_id: Arc::from(service_id),
+            cache: Arc::new(Default::default()),
+        }
+    }
+
+    /// A router serving `GET /health` and `GET /ready`.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/health", get(|State(e): State<HealthEndpoint>, h: HeaderMap| async move { e.render(false, &h) }))
+            .route("/ready", get(|State(e): State<HealthEndpoint>, h: HeaderMap| async move { e.render(true, &h) }))
+            .with_state(self)
+    }
+
+    fn render(&self, readiness: bool, headers: &HeaderMap) -> Response {
+        let ietf = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_header_list)
+            .any(|item| item.value == "application/health+json" && item.quality > 0.0);
+        let key = (
+            self.health.generation(),
+            self.health.uptime().as_millis() / 100,
+        );
+        let slot = &self.cache[usize::from(readiness) * 2 + usize::from(ietf)];
+        let cached = slot
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().filter(|r| r.key == key).cloned());
+        let rendered = cached.unwrap_or_else(|| {
+            let report = if readiness {
+                self.health.readiness()
+            } else {
+                self.health.liveness()
+            };
+            let json = if ietf {
+                report.to_health_json(&self.service_id)
+            } else {
+                report.to_json()
+            };
+            let status = StatusCode::from_u16(report.http_status())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let rendered = Rendered {
+                key,
+                status,
+                body: Bytes::from(json.to_string()),
+            };
+            if let Ok(mut c) = slot.lock() {
+                *c = Some(rendered.clone());
+            }
+            rendered
+        });
+        let content_type = if ietf {
+            "application/health+json"
+        } else {
+            "application/json"
+        };
+        let mut response_headers = HeaderMap::new();
+        response_headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response_headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        (rendered.status, response_headers, rendered.body).into_response()
+    }
+}
+
+/// One rendered verdict.
+#[derive(Clone, Debug)]
+struct Rendered {
+    key: RenderKey,
+    status: StatusCode,
+    body: Bytes,
 }
 
 /// True when `headers` carry `Authorization: Bearer <expected>`. The comparison takes the same

@@ -1,4 +1,12 @@
-//! RFC 3339 timestamps without a date-time crate: the engine only ever formats UTC.
+//! RFC 3339 timestamps in UTC without a date-time crate: probes, logs and the API only ever
+//! format UTC, and a formatter this small is cheaper than a dependency.
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// Formats Unix seconds as RFC 3339 UTC with microseconds, e.g. `2026-11-24T05:13:09.123456Z`.
 pub fn rfc3339(unix_seconds: f64) -> String {

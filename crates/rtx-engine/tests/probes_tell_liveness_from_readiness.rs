@@ -1,0 +1,240 @@
+//! `/health` and `/ready` as Kubernetes uses them: liveness never depends on downstreams,
+//! readiness follows the LPs and the database, both formats are well formed, and a SIGTERM
+//! turns readiness to 503 for the drain while in-flight orders complete and the process exits 0.
+
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtx_testkit::Engine;
+
+const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
+
+async fn probe(http: &reqwest::Client, engine: &Engine, path: &str) -> (u16, serde_json::Value) {
+    let r = http.get(engine.url(path)).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn wait_for(
+    http: &reqwest::Client,
+    engine: &Engine,
+    path: &str,
+    status: u16,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = probe(http, engine, path).await;
+        if code == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} stayed {code}, wanted {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("rtx.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
+    let dir = rtx_testkit::scratch_dir("probe-config");
+    let cfg = config(&dir, "[health]\nlp_interval_ms = 100\n");
+    let engine = Engine::start(
+        ENGINE,
+        &[
+            ("RTX_CONFIG", &cfg),
+            ("RTX_ADMIN_TOKEN", "t"),
+            ("RTX_SIM_ORDER_RATE", "0"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let ready = wait_for(&http, &engine, "/ready", 200).await;
+    assert_eq!(ready["checks"]["liquidity_providers"]["status"], "healthy");
+    assert_eq!(ready["checks"]["database"]["status"], "healthy");
+
+    let admin = |lp: &'static str, action: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            engine.url(&format!("/admin/lps/{lp}/{action}")),
+        );
+        async move {
+            assert_eq!(
+                http.post(url)
+                    .bearer_auth("t")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                200
+            )
+        }
+    };
+    admin("OANDA", "disconnect").await;
+    let degraded = wait_for(&http, &engine, "/ready", 200).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut degraded = degraded;
+    while degraded["status"] != "degraded" {
+        assert!(
+            Instant::now() < deadline,
+            "one LP down should degrade readiness: {degraded}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        degraded = probe(&http, &engine, "/ready").await.1;
+    }
+    admin("LMAX", "disconnect").await;
+    admin("CURRENEX", "disconnect").await;
+    let down = wait_for(&http, &engine, "/ready", 503).await;
+    assert_eq!(down["checks"]["liquidity_providers"]["status"], "unhealthy");
+    let (code, live) = probe(&http, &engine, "/health").await;
+    assert_eq!(code, 200, "liveness must not follow the LPs: {live}");
+    assert!(
+        live["checks"].get("liquidity_providers").is_none()
+            && live["checks"].get("database").is_none()
+    );
+
+    for lp in ["OANDA", "LMAX", "CURRENEX"] {
+        admin(lp, "connect").await;
+    }
+    let back = wait_for(&http, &engine, "/ready", 200).await;
+    assert_eq!(back["status"], "healthy", "{back}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_bodies_follow_the_spec_and_the_ietf_draft() {
+    let engine = Engine::start(ENGINE, &[("RTX_SIM_ORDER_RATE", "0")]);
+    let http = reqwest::Client::new();
+    let ready = wait_for(&http, &engine, "/ready", 200).await;
+    for key in ["status", "version", "uptime_seconds", "checks"] {
+        assert!(ready.get(key).is_some(), "missing {key}: {ready}");
+    }
+    for (name, check) in ready["checks"].as_object().unwrap() {
+        for key in [
+            "status",
+            "message",
+            "value",
+            "unit",
+            "last_run",
+            "duration_seconds",
+        ] {
+            assert!(
+                check.get(key).is_some(),
+                "check {name} lacks {key}: {check}"
+            );
+        }
+    }
+    let names: Vec<&String> = ready["checks"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "database",
+            "liquidity_providers",
+            "memory",
+            "tasks",
+            "uptime"
+        ]
+    );
+
+    let r = http
+        .get(engine.url("/health"))
+        .header("accept", "application/health+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/health+json");
+    let ietf: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(ietf["status"], "pass");
+    assert_eq!(ietf["serviceId"], "rtx-engine");
+    let checks = ietf["checks"].as_object().unwrap();
+    assert!(
+        checks.keys().all(|k| k.contains(':')),
+        "checks keyed component:measurement: {ietf}"
+    );
+    let memory = &checks["memory:utilization"][0];
+    assert_eq!(memory["observedUnit"], "bytes");
+    assert!(memory["observedValue"].as_f64().unwrap() > 0.0);
+    assert!(["pass", "warn", "fail"].contains(&memory["status"].as_str().unwrap()));
+
+    let metrics = http
+        .get(engine.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        rtx_testkit::metric_sum(&metrics, "rtx_health_check_status", &[("check", "memory")]),
+        2.0
+    );
+    assert!(
+        rtx_testkit::metric_sum(
+            &metrics,
+            "rtx_health_check_duration_seconds_count",
+            &[("check", "database")]
+        ) >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readiness_off_for_the_drain_while_orders_complete() {
+    let dir = rtx_testkit::scratch_dir("drain-config");
+    let cfg = config(
+        &dir,
+        "[shutdown]\ndrain_delay_ms = 1500\ntimeout_ms = 8000\n\n[health]\nlp_interval_ms = 100\n",
+    );
+    let mut engine = Engine::start(ENGINE, &[("RTX_CONFIG", &cfg), ("RTX_SIM_ORDER_RATE", "0")]);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    wait_for(&http, &engine, "/ready", 200).await;
+
+    let url = Arc::new(engine.url("/api/orders"));
+    let load: Vec<_> = (0..8)
+        .map(|i| {
+            let (http, url) = (http.clone(), Arc::clone(&url));
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_millis(1200) {
+                    let body = format!(r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"buy","volume":0.01}}"#, 1 + i % 10);
+                    match http.post(url.as_str()).body(body).send().await {
+                        Ok(r) => statuses.push(r.status().as_u16()),
+                        Err(_) => break,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &engine.pid().to_string()])
+        .status();
+    // During the drain the listener still answers, and readiness says 503.
+    let (code, body) = probe(&http, &engine, "/ready").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["reason"], "shutting down: draining connections");
+    let (live, _) = probe(&http, &engine, "/health").await;
+    assert_eq!(live, 200, "liveness stays up while draining");
+    let mut statuses = Vec::new();
+    for l in load {
+        statuses.extend(l.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 201),
+        "orders during the drain complete: {statuses:?}"
+    );
+    let code = tokio::task::block_in_place(|| engine.terminate(Duration::from_secs(10)));
+    assert_eq!(code, Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
