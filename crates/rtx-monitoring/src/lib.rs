@@ -30,5 +30,6 @@ pub mod catalogue;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod time;

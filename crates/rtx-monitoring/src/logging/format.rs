@@ -1,0 +1,224 @@
+//! One flat JSON object per line, written straight into a reused buffer: no intermediate
+//! value tree, no allocation once the thread's buffers have grown.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+
+use super::redact::{Redactor, REDACTED};
+
+/// Appends `s` as a JSON string (with quotes).
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+                out.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+thread_local! {
+    /// The formatted date and time up to the second, and the second it is for.
+    static SECOND: RefCell<(u64, [u8; 20])> = const { RefCell::new((u64::MAX, [0; 20])) };
+}
+
+/// Appends the current time as an RFC 3339 UTC string with microseconds, formatting the date
+/// only once per second per thread.
+pub(crate) fn write_timestamp(out: &mut Vec<u8>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, micros) = (now.as_secs(), now.subsec_micros());
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let text = crate::time::rfc3339(secs as f64);
+            let mut prefix = [0u8; 20];
+            prefix.copy_from_slice(&text.as_bytes()[..20]);
+            *cached = (secs, prefix);
+        }
+        out.push(b'"');
+        out.extend_from_slice(&cached.1);
+    });
+    let mut digits = [b'0'; 6];
+    let mut m = micros;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.extend_from_slice(b"Z\"");
+}
+
+/// Writes the fields of an event or span as `,"key":value` pairs, redacting as it goes.
+pub(crate) struct FieldWriter<'a> {
+    pub(crate) fields: &'a mut Vec<u8>,
+    /// Where the `message` field goes (events only); `None` writes it as a field.
+    pub(crate) message: Option<&'a mut Vec<u8>>,
+    pub(crate) redactor: &'a Redactor,
+    pub(crate) scratch: &'a mut String,
+    /// Set when the event carries `fatal = true`.
+    pub(crate) fatal: bool,
+}
+
+impl FieldWriter<'_> {
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if name == "fatal" {
+            return false;
+        }
+        self.fields.push(b',');
+        write_json_str(self.fields, name);
+        self.fields.push(b':');
+        true
+    }
+
+    fn text(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            if let Some(message) = self.message.as_deref_mut() {
+                message.clear();
+                write_json_str(message, &self.redactor.scrub(value));
+                return;
+            }
+        }
+        if !self.key(field) {
+            return;
+        }
+        if self.redactor.is_secret_key(field.name()) {
+            write_json_str(self.fields, REDACTED);
+        } else {
+            write_json_str(self.fields, &self.redactor.scrub(value));
+        }
+    }
+
+    fn number(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
+        if !self.key(field) {
+            return;
+        }
+        if self.redactor.is_secret_key(field.name()) {
+            write_json_str(self.fields, REDACTED);
+        } else {
+            write(self.fields);
+        }
+    }
+}
+
+impl Visit for FieldWriter<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.text(field, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.number(field, |o| {
+            o.extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+        });
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        // A long digit string could be a card number: route big ones through the scrubber.
+        if value >= 100_000_000_000 {
+            let text = itoa::Buffer::new().format(value).to_owned();
+            if self.redactor.scrub(&text) != text.as_str() {
+                self.text(field, &text);
+                return;
+            }
+        }
+        self.number(field, |o| {
+            o.extend_from_slice(itoa::Buffer::new().format(value).as_bytes())
+        });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.number(field, |o| {
+            if value.is_finite() {
+                o.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+            } else {
+                // JSON has no NaN or infinity; a string keeps the information.
+                write_json_str(
+                    o,
+                    if value.is_nan() {
+                        "NaN"
+                    } else if value > 0.0 {
+                        "+Inf"
+                    } else {
+                        "-Inf"
+                    },
+                );
+            }
+        });
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "fatal" {
+            self.fatal = value;
+            return;
+        }
+        self.number(field, |o| {
+            o.extend_from_slice(if value { b"true" } else { b"false" })
+        });
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut scratch = std::mem::take(self.scratch);
+        scratch.clear();
+        let _ = write!(scratch, "{value}");
+        self.text(field, &scratch);
+        *self.scratch = scratch;
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let mut scratch = std::mem::take(self.scratch);
+        scratch.clear();
+        let _ = write!(scratch, "{value:?}");
+        self.text(field, &scratch);
+        *self.scratch = scratch;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_quotes_and_controls() {
+        let mut out = Vec::new();
+        write_json_str(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\nd\u0001é""#);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_with_microseconds() {
+        let mut out = Vec::new();
+        write_timestamp(&mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s.len(), 29, "{s}");
+        assert!(
+            s.starts_with("\"20")
+                && s.ends_with("Z\"")
+                && s.as_bytes()[11] == b'T'
+                && s.as_bytes()[20] == b'.'
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! Structured logging: the `tracing` macros stay the API; [`JsonLayer`] writes one flat JSON
+//! object per line (SPEC §6), redacts secrets and personal data before anything is written,
+//! and hands the line to a writer that never blocks the calling thread.
+//!
+//! Owns formatting, redaction and the log writer. It must not block a caller on I/O, and it
+//! does not decide what to log: that is the application's (see [`events`] for the helpers).
+
+pub mod events;
+mod format;
+mod redact;
+mod writer;
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+pub use redact::{luhn, Redactor, DEFAULT_SECRET_KEYS, REDACTED};
+pub use writer::{LineWriter, Sink};
+
+use crate::catalogue::{LogLevel, SelfMetrics};
+use crate::metrics::{Counter, TraceIds};
+use format::{write_json_str, write_timestamp, FieldWriter};
+
+/// Why logging could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The level filter does not parse.
+    #[error("invalid log level filter `{filter}`: {reason} (use e.g. `info` or `info,rtx_engine=debug`)")]
+    Filter {
+        /// The filter given.
+        filter: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A global subscriber is already installed.
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+    /// The writer thread could not start.
+    #[error("cannot start the log writer: {0}")]
+    Writer(#[from] std::io::Error),
+}
+
+/// How to log.
+#[derive(Debug)]
+pub struct LogConfig {
+    /// `service` field.
+    pub service: String,
+    /// `version` field.
+    pub version: String,
+    /// Level filter, `info` or `info,rtx_engine=debug`.
+    pub filter: String,
+    /// Extra field-name fragments to redact, beyond [`DEFAULT_SECRET_KEYS`].
+    pub redact_keys: Vec<String>,
+    /// Bound of the write buffer, in bytes.
+    pub buffer_bytes: usize,
+    /// Where lines go.
+    pub sink: Sink,
+}
+
+impl LogConfig {
+    /// Stdout, `info`, a 4 MiB buffer.
+    pub fn new(service: &str, version: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            version: version.to_owned(),
+            filter: "info".to_owned(),
+            redact_keys: Vec::new(),
+            buffer_bytes: 4 * 1024 * 1024,
+            sink: Sink::Stdout,
+        }
+    }
+}
+
+/// Parses a level filter such as `info,rtx_engine=debug`.
+///
+/// # Errors
+/// [`LogError::Filter`] naming the filter.
+pub fn parse_filter(filter: &str) -> Result<Targets, LogError> {
+    filter.parse::<Targets>().map_err(|e| LogError::Filter {
+        filter: filter.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Fields of a span, pre-rendered once as `,"key":value` so events never re-format them.
+struct SpanFields(Vec<u8>);
+
+/// Writes every event as one JSON line.
+pub struct JsonLayer {
+    /// `,"service":"…","version":"…"`, rendered once.
+    identity: Vec<u8>,
+    redactor: Redactor,
+    writer: LineWriter,
+    metrics: Option<SelfMetrics>,
+}
+
+impl std::fmt::Debug for JsonLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLayer").finish_non_exhaustive()
+    }
+}
+
+struct Buffers {
+    line: Vec<u8>,
+    fields: Vec<u8>,
+    message: Vec<u8>,
+    scratch: String,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers {
+        line: Vec::with_capacity(512),
+        fields: Vec::with_capacity(256),
+        message: Vec::with_capacity(128),
+        scratch: String::new(),
+    });
+}
+
+fn level_of(level: &Level, fatal: bool) -> LogLevel {
+    if fatal {
+        return LogLevel::Fatal;
+    }
+    match *level {
+        Level::ERROR => LogLevel::Error,
+        Level::WARN => LogLevel::Warn,
+        Level::INFO => LogLevel::Info,
+        _ => LogLevel::Debug,
+    }
+}
+
+impl JsonLayer {
+    /// A layer writing through `writer`.
+    pub fn new(
+        service: &str,
+        version: &str,
+        redactor: Redactor,
+        writer: LineWriter,
+        metrics: Option<SelfMetrics>,
+    ) -> Self {
+        let mut identity = Vec::new();
+        identity.extend_from_slice(b",\"service\":");
+        write_json_str(&mut identity, service);
+        identity.extend_from_slice(b",\"version\":");
+        write_json_str(&mut identity, version);
+        Self {
+            identity,
+            redactor,
+            writer,
+            metrics,
+        }
+    }
+
+    /// The writer, to flush it.
+    pub fn writer(&self) -> &LineWriter {
+        &self.writer
+    }
+
+    fn render<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, b: &mut Buffers) -> LogLevel
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Buffers {
+            line,
+            fields,
+            message,
+            scratch,
+        } = b;
+        line.clear();
+        fields.clear();
+        message.clear();
+        let mut visitor = FieldWriter {
+            fields,
+            message: Some(message),
+            redactor: &self.redactor,
+            scratch,
+            fatal: false,
+        };
+        event.record(&mut visitor);
+        let fatal = visitor.fatal;
+        let meta = event.metadata();
+        let level = level_of(meta.level(), fatal);
+        line.extend_from_slice(b"{\"timestamp\":");
+        write_timestamp(line);
+        line.extend_from_slice(b",\"level\":\"");
+        line.extend_from_slice(crate::metrics::LabelValue::as_str(level).as_bytes());
+        line.extend_from_slice(b"\",\"message\":");
+        if message.is_empty() {
+            line.extend_from_slice(b"\"\"");
+        } else {
+            line.extend_from_slice(message);
+        }
+        line.extend_from_slice(b",\"target\":");
+        write_json_str(line, meta.target());
+        line.extend_from_slice(&self.identity);
+        if let Some(scope) = ctx.event_scope(event) {
+            let mut ids_written = false;
+            let spans: Vec<_> = scope.collect();
+            for span in &spans {
+                if ids_written {
+                    break;
+                }
+                if let Some(ids) = span.extensions().get::<TraceIds>() {
+                    line.extend_from_slice(b",\"trace_id\":\"");
+                    push_hex(line, &ids.trace_id);
+                    line.extend_from_slice(b"\",\"span_id\":\"");
+                    push_hex(line, &ids.span_id);
+                    line.push(b'"');
+                    ids_written = true;
+                }
+            }
+            // Outermost span first, so an inner span's field comes later and wins in readers
+            // that keep the last duplicate key.
+            for span in spans.iter().rev() {
+                if let Some(f) = span.extensions().get::<SpanFields>() {
+                    line.extend_from_slice(&f.0);
+                }
+            }
+        }
+        line.extend_from_slice(fields);
+        if matches!(level, LogLevel::Error | LogLevel::Fatal) {
+            line.extend_from_slice(b",\"file\":");
+            write_json_str(line, meta.file().unwrap_or("unknown"));
+            line.extend_from_slice(b",\"line\":");
+            line.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(meta.line().unwrap_or(0))
+                    .as_bytes(),
+            );
+        }
+        if level == LogLevel::Fatal {
+            line.extend_from_slice(b",\"stack\":");
+            write_json_str(
+                line,
+                &std::backtrace::Backtrace::force_capture().to_string(),
+            );
+        }
+        line.extend_from_slice(b"}\n");
+        level
+    }
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    for b in bytes {
+        out.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+        out.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
+    }
+}
+
+impl<S> Layer<S> for JsonLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = Vec::new();
+        let mut scratch = String::new();
+        attrs.record(&mut FieldWriter {
+            fields: &mut fields,
+            message: None,
+            redactor: &self.redactor,
+            scratch: &mut scratch,
+            fatal: false,
+        });
+        span.extensions_mut().insert(SpanFields(fields));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
+            let mut scratch = String::new();
+            values.record(&mut FieldWriter {
+                fields,
+                message: None,
+                redactor: &self.redactor,
+                scratch: &mut scratch,
+                fatal: false,
+            });
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let outcome = BUFFERS.try_with(|cell| {
+            let Ok(mut buffers) = cell.try_borrow_mut() else {
+                return None;
+            };
+            let level = self.render(event, &ctx, &mut buffers);
+            let important = !matches!(level, LogLevel::Debug | LogLevel::Info);
+            let written = self.writer.push(&buffers.line, important);
+            Some((level, written))
+        });
+        let Ok(Some((level, written))) = outcome else {
+            return;
+        };
+        if written {
+            if let Some(m) = &self.metrics {
+                m.record_log_event(level);
+            }
+        }
+        if level == LogLevel::Fatal {
+            // The caller is about to exit: everything queued must reach the sink first.
+            self.writer.flush(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Keeps logging alive; flushes what is queued when dropped (for at most 5 s).
+#[derive(Debug)]
+#[must_use = "dropping the guard flushes and stops nothing else; keep it for the life of the process"]
+pub struct LogGuard {
+    writer: LineWriter,
+}
+
+impl LogGuard {
+    /// Waits until every line queued so far is written, for at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.writer.flush(timeout)
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.writer.close(Duration::from_secs(5));
+    }
+}
+
+fn dropped_line(count: u64) -> Vec<u8> {
+    let mut line = Vec::with_capacity(160);
+    line.extend_from_slice(b"{\"timestamp\":");
+    write_timestamp(&mut line);
+    line.extend_from_slice(b",\"level\":\"WARN\",\"message\":");
+    write_json_str(&mut line, &format!("{count} log events dropped"));
+    line.extend_from_slice(
+        b",\"target\":\"rtx_monitoring::logging\",\"event\":\"log_dropped\",\"dropped\":",
+    );
+    line.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+    line.extend_from_slice(b"}\n");
+    line
+}
+
+/// Builds the layer and its writer without installing anything (for tests and custom stacks).
+///
+/// # Errors
+/// When the writer thread cannot start.
+pub fn layer(
+    config: LogConfig,
+    metrics: Option<SelfMetrics>,
+) -> Result<(JsonLayer, LogGuard), LogError> {
+    let dropped = metrics
+        .as_ref()
+        .map_or_else(Counter::noop, |m| m.log_events_dropped.clone());
+    let writer = LineWriter::start(config.sink, config.buffer_bytes, dropped, dropped_line)?;
+    let redactor = Redactor::default().with_keys(config.redact_keys.iter().map(String::as_str));
+    let layer = JsonLayer::new(
+        &config.service,
+        &config.version,
+        redactor,
+        writer.clone(),
+        metrics,
+    );
+    Ok((layer, LogGuard { writer }))
+}
+
+/// Installs JSON logging as the global `tracing` subscriber, with `extra` layers (such as the
+/// tracing module's span exporter) beside it.
+///
+/// # Errors
+/// A bad filter, an already installed subscriber, or a writer that cannot start.
+pub fn try_init_with<L>(
+    config: LogConfig,
+    metrics: Option<SelfMetrics>,
+    extra: L,
+) -> Result<LogGuard, LogError>
+where
+    L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    let filter = parse_filter(&config.filter)?;
+    let (json, guard) = layer(config, metrics)?;
+    let subscriber = tracing_subscriber::registry()
+        .with(extra)
+        .with(json.with_filter(filter));
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadyInstalled)?;
+    Ok(guard)
+}
+
+/// Installs JSON logging as the global `tracing` subscriber.
+///
+/// # Errors
+/// A bad filter, an already installed subscriber, or a writer that cannot start.
+pub fn try_init(config: LogConfig, metrics: Option<SelfMetrics>) -> Result<LogGuard, LogError> {
+    try_init_with(config, metrics, tracing_subscriber::layer::Identity::new())
+}
+
+/// Logs at FATAL: an `ERROR` event marked `fatal = true`, written with file, line and a
+/// backtrace, after which every queued line is flushed. The caller then exits.
+///
+/// ```no_run
+/// rtx_monitoring::fatal!(reason = "database schema is newer than this build", "cannot start");
+/// std::process::exit(1);
+/// ```
+#[macro_export]
+macro_rules! fatal {
+    ($($arg:tt)+) => {
+        ::tracing::error!(fatal = true, $($arg)+)
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let out = Capture::default();
+        let config = LogConfig {
+            sink: Sink::Writer(Box::new(out.clone())),
+            ..LogConfig::new("svc", "1.2.3")
+        };
+        let (layer, guard) = layer(config, None).unwrap();
+        let subscriber =
+            tracing_subscriber::registry().with(layer.with_filter(parse_filter("debug").unwrap()));
+        tracing::subscriber::with_default(subscriber, f);
+        assert!(guard.flush(Duration::from_secs(5)));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn events_are_flat_json_with_the_spec_fields() {
+        let lines = capture(|| {
+            let span = tracing::info_span!("order", order_id = "o-1", account = "demo-4");
+            let _entered = span.enter();
+            tracing::info!(
+                symbol = "EURUSD",
+                qty = 0.5,
+                latency_us = 42u64,
+                filled = true,
+                "order filled"
+            );
+            tracing::error!(code = 7, "boom \"quoted\"");
+        });
+        assert_eq!(lines.len(), 2);
+        let info = &lines[0];
+        for key in [
+            "timestamp",
+            "level",
+            "message",
+            "target",
+            "service",
+            "version",
+        ] {
+            assert!(info.get(key).is_some(), "{key} missing: {info}");
+        }
+        assert_eq!(info["level"], "INFO");
+        assert_eq!(info["message"], "order filled");
+        assert_eq!(info["service"], "svc");
+        assert_eq!(info["symbol"], "EURUSD");
+        assert_eq!(info["qty"], 0.5);
+        assert_eq!(info["latency_us"], 42);
+        assert_eq!(info["filled"], true);
+        assert_eq!(
+            info["order_id"], "o-1",
+            "span fields are flattened into the line"
+        );
+        assert!(info.get("file").is_none());
+        let error = &lines[1];
+        assert_eq!(error["level"], "ERROR");
+        assert_eq!(error["message"], "boom \"quoted\"");
+        assert!(
+            error["file"].as_str().unwrap().ends_with("mod.rs")
+                && error["line"].as_u64().unwrap() > 0
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_fields_spans_and_messages() {
+        let lines = capture(|| {
+            let span = tracing::info_span!("req", api_key = "k-123", user = "jane@example.com");
+            let _entered = span.enter();
+            tracing::warn!(
+                Password = "hunter2",
+                authorization = "Bearer abc.def",
+                note = "card 4111 1111 1111 1111",
+                "login by bob@example.org"
+            );
+        });
+        let line = serde_json::to_string(&lines[0]).unwrap();
+        for secret in [
+            "k-123",
+            "jane@example.com",
+            "hunter2",
+            "abc.def",
+            "4111 1111 1111 1111",
+            "bob@example.org",
+        ] {
+            assert!(!line.contains(secret), "{secret} leaked: {line}");
+        }
+        assert_eq!(lines[0]["Password"], REDACTED);
+    }
+
+    #[test]
+    fn fatal_lines_carry_a_stack() {
+        let lines = capture(|| crate::fatal!(reason = "test", "giving up"));
+        assert_eq!(lines[0]["level"], "FATAL");
+        assert!(lines[0]["stack"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(lines[0].get("fatal").is_none());
+    }
+
+    #[test]
+    fn trace_ids_in_a_span_reach_its_lines() {
+        struct Ids;
+        impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Ids {
+            fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+                ctx.span(id).unwrap().extensions_mut().insert(TraceIds {
+                    trace_id: [0xab; 16],
+                    span_id: [0x01; 8],
+                });
+            }
+        }
+        let out = Capture::default();
+        let config = LogConfig {
+            sink: Sink::Writer(Box::new(out.clone())),
+            ..LogConfig::new("svc", "1")
+        };
+        let (json, guard) = layer(config, None).unwrap();
+        let subscriber = tracing_subscriber::registry().with(Ids).with(json);
+        tracing::subscriber::with_default(subscriber, || {
+            let _s = tracing::info_span!("work").entered();
+            tracing::info!("inside");
+        });
+        guard.flush(Duration::from_secs(5));
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["trace_id"], "ab".repeat(16));
+        assert_eq!(line["span_id"], "01".repeat(8));
+    }
+
+    #[test]
+    fn a_bad_filter_names_itself() {
+        let e = parse_filter("info,rtx_engine=loud").unwrap_err();
+        assert!(e.to_string().contains("info,rtx_engine=loud"), "{e}");
+    }
+}
