@@ -96,6 +96,9 @@ pub struct Settings {
     /// Simulated orders per second, 0 = off [default: 2].
     #[arg(long, env = "RTX_SIM_ORDER_RATE", global = true)]
     pub sim_order_rate: Option<f64>,
+    /// Log filter, `info` or `info,rtx_engine=debug` [default: info].
+    #[arg(long, env = "RTX_LOG_LEVEL", global = true)]
+    pub log_level: Option<String>,
     /// Enables /admin/* and is the bearer token required there [default: unset, admin off].
     #[arg(long, env = "RTX_ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -149,6 +152,25 @@ impl Default for HealthConfig {
     }
 }
 
+/// Logging (the `[logging]` table).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Field-name fragments to redact beyond the built-in ones (password, secret, token, …).
+    pub redact_keys: Vec<String>,
+    /// Bound of the log buffer in bytes; past it DEBUG and INFO lines are dropped and counted.
+    pub buffer_bytes: usize,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            redact_keys: Vec::new(),
+            buffer_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
 /// Shutdown timing (the `[shutdown]` table).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -194,6 +216,9 @@ struct FileConfig {
     health: HealthConfig,
     #[serde(default)]
     shutdown: ShutdownConfig,
+    log_level: Option<String>,
+    #[serde(default)]
+    logging: LoggingConfig,
 }
 
 /// A credential: usable as a string, never shown by `Debug` (so `check-config` and any log
@@ -222,6 +247,13 @@ impl DatabaseUrl {
     /// The URL to connect with.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL with any password replaced, for logs.
+    pub fn redacted(&self) -> String {
+        format!("{self:?}").trim_matches('"').to_owned()
     }
 }
 
@@ -289,6 +321,10 @@ pub struct Config {
     pub health: HealthConfig,
     /// Shutdown timing.
     pub shutdown: ShutdownConfig,
+    /// Log filter.
+    pub log_level: String,
+    /// Logging.
+    pub logging: LoggingConfig,
 }
 
 /// The default database: an SQLite file under `./data/`, created at start.
@@ -411,6 +447,23 @@ impl Config {
             });
         }
         check_trading(&file.trading)?;
+        let log_level = settings
+            .log_level
+            .clone()
+            .or(file.log_level.clone())
+            .unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = rtx_monitoring::logging::parse_filter(&log_level) {
+            return Err(ConfigError::Invalid {
+                key: "log_level",
+                reason: e.to_string(),
+            });
+        }
+        if file.logging.buffer_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "logging.buffer_bytes",
+                reason: "must be at least 65536".to_owned(),
+            });
+        }
         let h = &file.health;
         if h.interval_ms == 0 || h.lp_interval_ms == 0 || h.timeout_ms == 0 {
             return Err(ConfigError::Invalid {
@@ -463,6 +516,8 @@ impl Config {
             lp_behaviour,
             health: file.health,
             shutdown: file.shutdown,
+            log_level,
+            logging: file.logging,
             listen_addr,
             service_name: settings
                 .service_name

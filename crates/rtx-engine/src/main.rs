@@ -31,6 +31,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         None => {
+            let logging = rtx_monitoring::logging::LogConfig {
+                filter: config.log_level.clone(),
+                redact_keys: config.logging.redact_keys.clone(),
+                buffer_bytes: config.logging.buffer_bytes,
+                ..rtx_monitoring::logging::LogConfig::new(
+                    &config.service_name,
+                    &config.service_version,
+                )
+            };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -41,9 +50,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(server::serve(config)) {
+            match runtime.block_on(server::serve(config, logging)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    // Logging may not be up (that may be the error): stderr always is.
                     eprintln!("rtx-engine: {e}");
                     ExitCode::FAILURE
                 }

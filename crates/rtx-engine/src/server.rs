@@ -12,6 +12,7 @@ use rtx_monitoring::health::{
     CheckSpec, Health, MemoryCheck, Outcome, Probe, Status, TaskCheck, UptimeCheck,
 };
 use rtx_monitoring::http::{HealthEndpoint, MetricsEndpoint};
+use rtx_monitoring::logging::LogConfig;
 use rtx_monitoring::metrics::{Registry, RegistryError};
 use tokio::sync::watch;
 
@@ -39,6 +40,9 @@ pub enum ServeError {
     /// The database could not be opened or read.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// Logging could not start.
+    #[error("{0}")]
+    Logging(#[from] rtx_monitoring::logging::LogError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -223,7 +227,7 @@ fn register_checks(
 /// # Errors
 /// When the address cannot be bound, the catalogue cannot be registered, or the database
 /// cannot be opened.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+pub async fn serve(config: Config, logging: LogConfig) -> Result<(), ServeError> {
     let started = std::time::Instant::now();
     let registry = if config.monitoring {
         Registry::new()
@@ -231,9 +235,25 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         Registry::disabled()
     };
     let metrics = TradingMetrics::new(&registry, &catalogue_config(&config))?;
+    let log_guard = rtx_monitoring::logging::try_init(logging, Some(metrics.monitoring.clone()))?;
+    let result = run(config, registry, metrics, started).await;
+    if let Err(e) = &result {
+        rtx_monitoring::fatal!(error = %e, "rtx-engine stopped on an error");
+    }
+    // Everything logged before and during shutdown reaches stdout before the process exits.
+    log_guard.flush(std::time::Duration::from_secs(5));
+    result
+}
+
+async fn run(
+    config: Config,
+    registry: Registry,
+    metrics: TradingMetrics,
+    started: std::time::Instant,
+) -> Result<(), ServeError> {
     let store = Store::open(config.database_url.expose(), metrics.db.clone()).await?;
     let ping = store.ping().await?;
-    eprintln!("database ready ({} µs round trip)", ping.as_micros());
+    tracing::info!(database = %config.database_url.redacted(), ping_us = ping.as_micros() as u64, "database ready");
     store.seed_accounts(&demo_accounts(&config)).await?;
     let market = Arc::new(Market::new(metrics.clone()));
     let accounts = Arc::new(restore_accounts(&store, &market, &metrics).await?);
@@ -303,10 +323,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let local = listener.local_addr()?;
-    eprintln!(
-        "{} {} listening on {local}",
-        config.service_name, config.service_version
-    );
+    tracing::info!(listen_addr = %local, "{} {} listening", config.service_name, config.service_version);
     // Start-up is done: the database is migrated and state restored. Readiness now follows the
     // checks, which still hold it at 503 until an LP is connected.
     health.set_ready();
@@ -316,12 +333,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let shutdown = async move {
         shutdown_signal().await;
         draining.set_draining();
-        eprintln!(
-            "shutdown: /ready answers 503; serving for {drain:?} more so load balancers notice"
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            "shutdown: /ready answers 503; serving on so load balancers notice"
         );
         tokio::spawn(async move {
             tokio::time::sleep(deadline).await;
-            eprintln!("shutdown: not finished within {deadline:?}; exiting");
+            rtx_monitoring::fatal!(
+                timeout_ms = deadline.as_millis() as u64,
+                "shutdown did not finish in time; exiting"
+            );
             std::process::exit(1);
         });
         tokio::time::sleep(drain).await;
@@ -342,7 +363,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         task.abort();
     }
     store.close().await;
-    eprintln!("{} stopped cleanly", config.service_name);
+    tracing::info!("{} stopped cleanly", config.service_name);
     Ok(())
 }
 

@@ -459,6 +459,9 @@ fn order_from_row(r: &AnyRow) -> Result<OrderRecord, sqlx::Error> {
     })
 }
 
+/// Commits slower than this are logged as `performance` events.
+const SLOW_COMMIT: Duration = Duration::from_millis(100);
+
 /// Most writes one transaction takes: enough to amortise a commit, few enough to bound latency.
 const MAX_BATCH: usize = 512;
 
@@ -487,7 +490,16 @@ async fn write_loop(
             seq = row.ok().and_then(|r| r.try_get::<i64, _>("m").ok());
         }
         let mut next_seq = seq.unwrap_or(0);
+        let commit_started = Instant::now();
         let result = commit(&pool, &group, &queries, &mut next_seq, !nullable_rebind).await;
+        rtx_monitoring::logging::events::performance(
+            "db.commit",
+            commit_started.elapsed(),
+            SLOW_COMMIT,
+        );
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = group.iter().map(|b| b.writes.len()).sum::<usize>(), "database commit failed; the orders in it are answered 503");
+        }
         if result.is_ok() {
             seq = Some(next_seq);
         }

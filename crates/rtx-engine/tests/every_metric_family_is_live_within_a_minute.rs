@@ -15,14 +15,13 @@ const NOT_FED_YET: &[&str] = &[
     "rtx_alerts_firing",
     "rtx_alerts_fired_total",
     "rtx_alertmanager_notifications_total",
-    "rtx_log_events_total",
-    "rtx_log_events_dropped_total",
     "rtx_spans_exported_total",
     "rtx_spans_dropped_total",
 ];
 
 /// Families whose honest value in a healthy run is zero: they must be exported, not moved.
 const ZERO_WHEN_HEALTHY: &[&str] = &[
+    "rtx_log_events_dropped_total",
     "rtx_orders_in_flight",
     "rtx_websocket_messages_dropped_total",
     "rtx_accounts_in_margin_call",

@@ -33,3 +33,8 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod time;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}

@@ -20,6 +20,7 @@ pub struct Engine {
     pub dir: PathBuf,
     binary: String,
     env: Vec<(String, String)>,
+    capture: bool,
 }
 
 /// A fresh, empty scratch directory under the system temp dir.
@@ -49,7 +50,21 @@ impl Engine {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Self::spawn(binary.to_owned(), env, scratch_dir("engine"))
+        Self::spawn(binary.to_owned(), env, scratch_dir("engine"), false)
+    }
+
+    /// Like [`Engine::start`], with the engine's stdout kept as a pipe for [`Engine::take_stdout`].
+    pub fn start_capturing(binary: &str, env: &[(&str, &str)]) -> Engine {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::spawn(binary.to_owned(), env, scratch_dir("engine"), true)
+    }
+
+    /// The engine's stdout, when started with [`Engine::start_capturing`] (once).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
     }
 
     /// Starts the same engine again in the same directory (same database), on a new port.
@@ -63,7 +78,7 @@ impl Engine {
         );
         // Keep the directory: the new process needs it.
         self.dir = PathBuf::new();
-        Self::spawn(binary, env, dir)
+        Self::spawn(binary, env, dir, self.capture)
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit code.
@@ -87,7 +102,7 @@ impl Engine {
         }
     }
 
-    fn spawn(binary: String, env: Vec<(String, String)>, dir: PathBuf) -> Engine {
+    fn spawn(binary: String, env: Vec<(String, String)>, dir: PathBuf, capture: bool) -> Engine {
         let addr = free_port();
         let mut command = Command::new(&binary);
         command
@@ -96,7 +111,11 @@ impl Engine {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RTX_LISTEN_ADDR", addr.to_string())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if capture {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::inherit());
         for (k, v) in &env {
             command.env(k, v);
@@ -108,6 +127,7 @@ impl Engine {
             dir,
             binary,
             env,
+            capture,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {

@@ -28,7 +28,12 @@ pub async fn lp_action(
         .into_response();
     };
     if !bearer_matches(&headers, token) {
-        eprintln!("security: refused admin request {action} {lp} from {peer}: missing or wrong bearer token");
+        rtx_monitoring::logging::events::security(
+            &format!("admin {action} {lp}"),
+            "refused",
+            Some(peer),
+            "missing or wrong bearer token",
+        );
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -49,5 +54,11 @@ pub async fn lp_action(
                 .into_response()
         }
     }
+    rtx_monitoring::logging::events::security(
+        &format!("admin {action} {lp}"),
+        "allowed",
+        Some(peer),
+        "valid bearer token",
+    );
     Json(json!({ "lp": session.name(), "action": action })).into_response()
 }

@@ -16,6 +16,7 @@ use super::accounts::{notional_usd, Account, Accounts, Position};
 use crate::market::lp::{LpError, LpSession};
 use crate::market::{unix_now, Market, Quote};
 use crate::store::{FillRecord, OrderRecord, Store, StoreError, Write};
+use rtx_monitoring::logging::events;
 use rtx_monitoring::time::rfc3339;
 
 /// Risk and routing settings (the `[trading]` table).
@@ -365,6 +366,7 @@ impl Router {
                 .write(vec![Write::InsertOrder(record.clone())])
                 .await?;
             self.remember(&record);
+            log_order(&record, started.elapsed());
             self.pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -611,6 +613,20 @@ impl Router {
                 self.metrics.orders.record_slippage(req.symbol, 0.0);
             }
         }
+        log_order(&record, latency);
+        if let (Some(price), Some((_, _, _, realized))) = (record.fill_price, undo) {
+            events::trade(&events::Trade {
+                order_id: &record.id,
+                account_id: &record.account_id,
+                symbol: &record.symbol,
+                side: &record.side,
+                volume: record.volume,
+                price,
+                realized_pnl: realized,
+                lp: record.lp.as_deref(),
+            });
+        }
+        events::performance("order.execute", latency, SLOW_ORDER);
         self.remember(&record);
         Ok(record)
     }
@@ -730,6 +746,24 @@ impl Router {
         }
         self.metrics.accounts.record_stopout();
     }
+}
+
+/// Orders slower than this are logged as `performance` events (the latency SLO target).
+const SLOW_ORDER: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn log_order(record: &OrderRecord, latency: std::time::Duration) {
+    events::order_execution(&events::OrderExecution {
+        order_id: &record.id,
+        account_id: &record.account_id,
+        symbol: &record.symbol,
+        side: &record.side,
+        order_type: &record.order_type,
+        volume: record.volume,
+        status: &record.status,
+        route: record.route.as_deref().unwrap_or(""),
+        reason: record.reason.as_deref(),
+        latency,
+    });
 }
 
 /// Whether a resting order fires at this quote.

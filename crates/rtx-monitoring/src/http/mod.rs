@@ -210,11 +210,22 @@ pub fn bearer_matches(headers: &HeaderMap, expected: &[u8]) -> bool {
         .is_some_and(|(_, token)| bool::from(token.trim().as_bytes().ct_eq(expected)))
 }
 
-async fn serve_metrics(State(endpoint): State<MetricsEndpoint>, headers: HeaderMap) -> Response {
-    if !endpoint.authorized(&headers) {
+async fn serve_metrics(State(endpoint): State<MetricsEndpoint>, request: Request) -> Response {
+    let headers = request.headers();
+    if !endpoint.authorized(headers) {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let reason = if headers.contains_key(AUTHORIZATION) {
+            "wrong bearer token"
+        } else {
+            "no bearer token"
+        };
+        crate::logging::events::security("scrape /metrics", "refused", peer, reason);
         return unauthorized();
     }
-    endpoint.render(&headers)
+    endpoint.render(headers)
 }
 
 fn unauthorized() -> Response {

@@ -407,7 +407,7 @@ pub fn try_init(config: LogConfig, metrics: Option<SelfMetrics>) -> Result<LogGu
 #[macro_export]
 macro_rules! fatal {
     ($($arg:tt)+) => {
-        ::tracing::error!(fatal = true, $($arg)+)
+        $crate::__private::tracing::error!(fatal = true, $($arg)+)
     };
 }
 

@@ -169,43 +169,54 @@ fn bearer_at(bytes: &[u8], i: usize) -> Option<usize> {
     (j > start).then_some(j)
 }
 
-/// A card number (13–19 digits, optionally grouped by single spaces or dashes, passing Luhn)
-/// starting at `i`: its end.
+/// A card number starting at `i`: 13–19 digits passing the Luhn check, either unbroken or
+/// grouped the way cards are printed (4-4-4-4[-3], or 4-6-5 / 4-6-4 with spaces or dashes),
+/// and standing alone (not inside a longer word such as a UUID). Returns its end.
 fn card_at(bytes: &[u8], i: usize) -> Option<usize> {
-    if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+    if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
         return None;
     }
     let mut digits = [0u8; 19];
-    let mut n = 0;
+    let mut groups = [0usize; 6];
+    let (mut n, mut g) = (0usize, 0usize);
     let mut j = i;
     let mut best = None;
     while j < bytes.len() {
         let b = bytes[j];
         if b.is_ascii_digit() {
             if n == 19 {
-                break;
+                return None;
             }
             digits[n] = b - b'0';
             n += 1;
+            groups[g] += 1;
             j += 1;
-            let boundary = j == bytes.len() || !bytes[j].is_ascii_digit();
-            if boundary && (13..=19).contains(&n) && luhn(&digits[..n]) {
+            let alone = j == bytes.len() || !bytes[j].is_ascii_alphanumeric();
+            if alone && (13..=19).contains(&n) && card_grouping(&groups[..=g]) && luhn(&digits[..n])
+            {
                 best = Some(j);
             }
         } else if (b == b' ' || b == b'-')
             && j + 1 < bytes.len()
             && bytes[j + 1].is_ascii_digit()
-            && n > 0
+            && g < 5
         {
+            g += 1;
             j += 1;
         } else {
             break;
         }
     }
-    // A longer run of digits is an id, not a card.
-    let followed_by_digit =
-        best.is_some_and(|end: usize| end < bytes.len() && bytes[end].is_ascii_digit());
-    best.filter(|_| !followed_by_digit)
+    best
+}
+
+fn card_grouping(groups: &[usize]) -> bool {
+    match groups {
+        [_] => true,
+        [4, 6, 5] | [4, 6, 4] => true,
+        [first @ .., last] => first.iter().all(|&len| len == 4) && (1..=4).contains(last),
+        [] => false,
+    }
 }
 
 /// The Luhn checksum used by card numbers.
@@ -299,10 +310,8 @@ mod tests {
         assert!(Redactor::default()
             .with_keys(["iban"])
             .is_secret_key("client_IBAN"));
-        assert_eq!(
-            r.scrub("4111111111111111x@example.com"),
-            "[REDACTED][REDACTED]"
-        );
+        assert_eq!(r.scrub("4111111111111111x@example.com"), "[REDACTED]");
+        assert_eq!(r.scrub("card=4111111111111111;"), "card=[REDACTED];");
     }
 
     fn luhn_complete(prefix: &[u8]) -> Vec<u8> {
@@ -323,7 +332,7 @@ mod tests {
         }
 
         #[test]
-        fn no_card_survives(prefix in proptest::collection::vec(0u8..10, 12..18), sep in prop_oneof![Just(""), Just(" "), Just("-")], pre in "[a-zA-Z :=]{0,8}") {
+        fn no_card_survives(prefix in proptest::collection::vec(0u8..10, 12..18), sep in prop_oneof![Just(""), Just(" "), Just("-")], pre in "([a-zA-Z :=]{0,7}[ :=(])?") {
             let digits = luhn_complete(&prefix);
             let card: String = digits.iter().enumerate().map(|(k, d)| {
                 let s = if k > 0 && k % 4 == 0 { sep } else { "" };
@@ -333,6 +342,14 @@ mod tests {
             let scrubbed = Redactor::default().scrub(&text).into_owned();
             let plain: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
             prop_assert!(!scrubbed.replace([' ', '-'], "").contains(&plain), "{text} -> {scrubbed}");
+        }
+
+        #[test]
+        fn uuids_and_order_ids_are_left_alone(a in any::<u32>(), b in any::<u16>(), c in any::<u16>(), d in any::<u16>(), e in any::<u64>()) {
+            let uuid = format!("{a:08x}-{b:04x}-{c:04x}-{d:04x}-{:012x}", e & 0xffff_ffff_ffff);
+            let text = format!("order {uuid} filled");
+            let scrubbed = Redactor::default().scrub(&text).into_owned();
+            prop_assert_eq!(scrubbed, text);
         }
 
         #[test]

@@ -1,0 +1,234 @@
+//! The engine's stdout is JSON lines with the SPEC §6 fields; a stdout nobody reads never
+//! slows orders (lines are dropped, counted, and reported once the reader is back); and events
+//! logged just before SIGTERM are all written before the process exits.
+
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::time::{Duration, Instant};
+
+use rtx_testkit::{metric_sum, Engine};
+
+const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
+
+fn order(i: usize) -> String {
+    format!(
+        r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"{}","volume":0.01,"client_order_id":"log-{i}"}}"#,
+        4 + i % 7,
+        if i % 2 == 0 { "buy" } else { "sell" }
+    )
+}
+
+fn read_all(engine: &mut Engine) -> std::thread::JoinHandle<String> {
+    let mut stdout = engine.take_stdout().unwrap();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_is_a_json_object_with_the_spec_fields() {
+    let mut engine = Engine::start_capturing(
+        ENGINE,
+        &[
+            ("RTX_SIM_ORDER_RATE", "50"),
+            ("RTX_METRICS_TOKEN", "t0k3n-secret"),
+            ("RTX_ADMIN_TOKEN", "adm1n-secret"),
+        ],
+    );
+    let reader = read_all(&mut engine);
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A refused scrape and a refused admin call are security events, without the credential.
+    assert_eq!(
+        http.get(engine.url("/metrics"))
+            .bearer_auth("wrong-guess-123")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        http.post(engine.url("/admin/lps/LMAX/disconnect"))
+            .bearer_auth("adm1n-secreT")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    for i in 0..20 {
+        http.post(engine.url("/api/orders"))
+            .body(order(i))
+            .send()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let code = tokio::task::block_in_place(|| engine.terminate(Duration::from_secs(15)));
+    assert_eq!(code, Some(0));
+    let text = reader.join().unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        for key in [
+            "timestamp",
+            "level",
+            "message",
+            "target",
+            "service",
+            "version",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing: {line}");
+        }
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(
+            ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "timestamp {ts}"
+        );
+        assert!(
+            ["DEBUG", "INFO", "WARN", "ERROR", "FATAL"].contains(&v["level"].as_str().unwrap()),
+            "{line}"
+        );
+        if let Some(kind) = v["event"].as_str() {
+            kinds.insert(kind.to_owned());
+        }
+        if matches!(v["level"].as_str(), Some("ERROR" | "FATAL")) {
+            assert!(v.get("file").is_some() && v.get("line").is_some(), "{line}");
+        }
+    }
+    for kind in ["order_execution", "trade", "security"] {
+        assert!(kinds.contains(kind), "no {kind} event in:\n{text}");
+    }
+    for secret in [
+        "wrong-guess-123",
+        "t0k3n-secret",
+        "adm1n-secret",
+        "adm1n-secreT",
+    ] {
+        assert!(!text.contains(secret), "{secret} reached the log");
+    }
+    assert!(
+        text.contains("\"source\":\"127.0.0.1:"),
+        "security events name the caller"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdout_nobody_reads_never_slows_orders_and_drops_are_counted_then_reported() {
+    let dir = rtx_testkit::scratch_dir("log-config");
+    let cfg = dir.join("rtx.toml");
+    std::fs::write(&cfg, "[logging]\nbuffer_bytes = 65536\n").unwrap();
+    let cfg = cfg.to_string_lossy().into_owned();
+    let mut engine =
+        Engine::start_capturing(ENGINE, &[("RTX_SIM_ORDER_RATE", "0"), ("RTX_CONFIG", &cfg)]);
+    let stdout = engine.take_stdout().unwrap();
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nobody reads stdout: the pipe (64 KiB) and the log buffer (64 KiB) fill within a few
+    // hundred orders; every order must still be answered promptly.
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..1500 {
+        let t = Instant::now();
+        let r = http
+            .post(engine.url("/api/orders"))
+            .body(order(i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an order waited {slowest:?} on a blocked stdout"
+    );
+    let elapsed = started.elapsed();
+    let metrics = http
+        .get(engine.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped = metric_sum(&metrics, "rtx_log_events_dropped_total", &[]);
+    assert!(dropped > 0.0, "nothing dropped after {elapsed:?}?");
+    assert!(metric_sum(&metrics, "rtx_log_events_total", &[("level", "INFO")]) > 0.0);
+
+    // The reader comes back: the backlog drains and says how much is missing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("log events dropped") {
+                let _ = tx.send(line);
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a 'log events dropped' line after the reader came back");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["event"], "log_dropped");
+    assert!(v["dropped"].as_u64().unwrap() > 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_logged_just_before_sigterm_all_appear() {
+    let mut engine = Engine::start_capturing(ENGINE, &[("RTX_SIM_ORDER_RATE", "0")]);
+    let reader = read_all(&mut engine);
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let r: serde_json::Value = http
+            .post(engine.url("/api/orders"))
+            .body(order(i))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    let code = tokio::task::block_in_place(|| engine.terminate(Duration::from_secs(15)));
+    assert_eq!(code, Some(0));
+    let text = reader.join().unwrap();
+    let missing: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !text.contains(id.as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    if !missing.is_empty() {
+        std::fs::write(
+            "/tmp/rtx-log-debug.txt",
+            format!("{}\n---\n{}", ids.join("\n"), text),
+        )
+        .unwrap();
+    }
+    assert!(
+        missing.is_empty(),
+        "missing order indexes {missing:?} of {}",
+        ids.len()
+    );
+    for id in &ids {
+        assert!(
+            text.contains(&format!("\"order_id\":\"{id}\"")),
+            "order {id} was logged before SIGTERM but its line is missing; {} lines, last: {:?}",
+            text.lines().count(),
+            text.lines().last()
+        );
+    }
+    assert!(text.contains("stopped cleanly"));
+}
