@@ -210,13 +210,6 @@ async fn events_logged_just_before_sigterm_all_appear() {
         .filter(|(_, id)| !text.contains(id.as_str()))
         .map(|(i, _)| i)
         .collect();
-    if !missing.is_empty() {
-        std::fs::write(
-            "/tmp/rtx-log-debug.txt",
-            format!("{}\n---\n{}", ids.join("\n"), text),
-        )
-        .unwrap();
-    }
     assert!(
         missing.is_empty(),
         "missing order indexes {missing:?} of {}",
