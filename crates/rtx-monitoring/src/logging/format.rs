@@ -13,6 +13,12 @@ use super::redact::{Redactor, REDACTED};
 pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most values need no escaping: one scan, one copy.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -83,7 +89,42 @@ pub(crate) struct FieldWriter<'a> {
     pub(crate) fatal: bool,
 }
 
+thread_local! {
+    /// Field names already judged secret or not, by address: names are `&'static str` from
+    /// the call site, so the substring search runs once per field per thread.
+    static SECRET_KEYS: RefCell<Vec<(usize, usize, usize, bool)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most field names remembered per thread.
+const SECRET_KEY_CACHE: usize = 256;
+
 impl FieldWriter<'_> {
+    fn is_secret(&self, name: &'static str) -> bool {
+        // Keyed by the redactor too: two layers may redact different keys.
+        let id = (
+            std::ptr::from_ref(self.redactor) as usize,
+            name.as_ptr() as usize,
+            name.len(),
+        );
+        let cached = SECRET_KEYS.with(|c| {
+            c.borrow()
+                .iter()
+                .find(|(r, p, l, _)| (*r, *p, *l) == id)
+                .map(|e| e.3)
+        });
+        if let Some(secret) = cached {
+            return secret;
+        }
+        let secret = self.redactor.is_secret_key(name);
+        SECRET_KEYS.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() < SECRET_KEY_CACHE {
+                c.push((id.0, id.1, id.2, secret));
+            }
+        });
+        secret
+    }
+
     fn key(&mut self, field: &Field) -> bool {
         let name = field.name();
         if name == "fatal" {
@@ -106,7 +147,7 @@ impl FieldWriter<'_> {
         if !self.key(field) {
             return;
         }
-        if self.redactor.is_secret_key(field.name()) {
+        if self.is_secret(field.name()) {
             write_json_str(self.fields, REDACTED);
         } else {
             write_json_str(self.fields, &self.redactor.scrub(value));
@@ -117,7 +158,7 @@ impl FieldWriter<'_> {
         if !self.key(field) {
             return;
         }
-        if self.redactor.is_secret_key(field.name()) {
+        if self.is_secret(field.name()) {
             write_json_str(self.fields, REDACTED);
         } else {
             write(self.fields);
@@ -153,7 +194,7 @@ impl Visit for FieldWriter<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.number(field, |o| {
             if value.is_finite() {
-                o.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+                write_f64(o, value);
             } else {
                 // JSON has no NaN or infinity; a string keeps the information.
                 write_json_str(
@@ -197,9 +238,77 @@ impl Visit for FieldWriter<'_> {
     }
 }
 
+/// Writes a finite float in its shortest round-trip form. Prices and lots usually have at most
+/// six decimals; those are printed from an integer (several times faster than the general
+/// algorithm), and everything else goes through `ryu`.
+fn write_f64(out: &mut Vec<u8>, value: f64) {
+    let scaled = (value * 1e6).round();
+    // The division is correctly rounded, so equality proves the decimal parses back to `value`.
+    if scaled.abs() < 9e15 && scaled / 1e6 == value {
+        let n = scaled as i64;
+        if n < 0 {
+            out.push(b'-');
+        }
+        let n = n.unsigned_abs();
+        let (int, mut frac) = (n / 1_000_000, n % 1_000_000);
+        out.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
+        if frac != 0 {
+            let mut width = 6;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            out.push(b'.');
+            let digits = itoa::Buffer::new().format(frac).len();
+            out.extend(std::iter::repeat_n(b'0', width - digits));
+            out.extend_from_slice(itoa::Buffer::new().format(frac).as_bytes());
+        } else {
+            out.extend_from_slice(b".0");
+        }
+        return;
+    }
+    out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn floats_round_trip(v in any::<f64>().prop_filter("finite", |v| v.is_finite())) {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            let text = String::from_utf8(out).unwrap();
+            prop_assert_eq!(text.parse::<f64>().unwrap(), v, "{}", text);
+        }
+
+        #[test]
+        fn short_decimals_round_trip(n in -9_000_000_000_000i64..9_000_000_000_000, scale in 0u32..7) {
+            let v = n as f64 / 10f64.powi(scale as i32);
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            let text = String::from_utf8(out).unwrap();
+            prop_assert_eq!(text.parse::<f64>().unwrap(), v, "{}", text);
+        }
+    }
+
+    #[test]
+    fn prices_print_as_written() {
+        for (v, s) in [
+            (1.08505, "1.08505"),
+            (0.5, "0.5"),
+            (151.5, "151.5"),
+            (-0.0001, "-0.0001"),
+            (3.0, "3.0"),
+            (1e-9, "1e-9"),
+        ] {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), s);
+        }
+    }
 
     #[test]
     fn json_strings_escape_quotes_and_controls() {

@@ -199,24 +199,22 @@ impl JsonLayer {
         write_json_str(line, meta.target());
         line.extend_from_slice(&self.identity);
         if let Some(scope) = ctx.event_scope(event) {
-            let mut ids_written = false;
-            let spans: Vec<_> = scope.collect();
-            for span in &spans {
-                if ids_written {
-                    break;
-                }
-                if let Some(ids) = span.extensions().get::<TraceIds>() {
-                    line.extend_from_slice(b",\"trace_id\":\"");
-                    push_hex(line, &ids.trace_id);
-                    line.extend_from_slice(b"\",\"span_id\":\"");
-                    push_hex(line, &ids.span_id);
-                    line.push(b'"');
-                    ids_written = true;
-                }
+            // Innermost span with ids wins; the walk allocates nothing.
+            if let Some(ids) = scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<TraceIds>().copied())
+            {
+                line.extend_from_slice(b",\"trace_id\":\"");
+                push_hex(line, &ids.trace_id);
+                line.extend_from_slice(b"\",\"span_id\":\"");
+                push_hex(line, &ids.span_id);
+                line.push(b'"');
             }
+        }
+        if let Some(scope) = ctx.event_scope(event) {
             // Outermost span first, so an inner span's field comes later and wins in readers
-            // that keep the last duplicate key.
-            for span in spans.iter().rev() {
+            // that keep the last duplicate key (`from_root` keeps up to 16 spans on the stack).
+            for span in scope.from_root() {
                 if let Some(f) = span.extensions().get::<SpanFields>() {
                     line.extend_from_slice(&f.0);
                 }

@@ -28,6 +28,11 @@ impl std::fmt::Debug for Sink {
     }
 }
 
+/// Buffered bytes that make the writer worth waking before its timer.
+const WAKE_BYTES: usize = 64 * 1024;
+/// How long a line waits at most before the writer picks it up unprompted.
+const WRITER_TICK: Duration = Duration::from_millis(10);
+
 struct State {
     buffer: Vec<u8>,
     writer_waiting: bool,
@@ -119,7 +124,10 @@ impl LineWriter {
             return false;
         }
         state.buffer.extend_from_slice(line);
-        let wake = state.writer_waiting;
+        // Waking the writer costs a system call, more than formatting a line: wake it only for
+        // a line that matters or a buffer worth writing; otherwise it wakes on its own timer.
+        let wake = state.writer_waiting
+            && (important || state.buffer.len() >= WAKE_BYTES.min(shared.capacity / 2));
         drop(state);
         if wake {
             shared.wake.notify_one();
@@ -172,7 +180,7 @@ fn write_loop(shared: &Shared, sink: Sink, dropped_line: fn(u64) -> Vec<u8>) {
             let mut state = lock(shared);
             while state.buffer.is_empty() && !state.closed {
                 state.writer_waiting = true;
-                state = match shared.wake.wait_timeout(state, Duration::from_millis(100)) {
+                state = match shared.wake.wait_timeout(state, WRITER_TICK) {
                     Ok((s, _)) => s,
                     Err(poisoned) => poisoned.into_inner().0,
                 };
