@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod catalogue;
 #[cfg(feature = "tokio-runtime")]
 pub mod health;

@@ -10,6 +10,7 @@ mod gauge;
 mod histogram;
 mod labels;
 mod process;
+mod read;
 mod registry;
 mod shards;
 
@@ -25,6 +26,7 @@ pub use labels::{
     escape_label_value, is_valid_label_name, is_valid_metric_name, ConfiguredValues, LabelValue,
 };
 pub use process::{register_process_collector, ProcessSample};
+pub use read::{Reading, ReadingValue};
 pub use registry::{
     Dense, Dynamic, Metric, MetricKind, MetricSpec, Registry, RegistryError, OTHER_LABEL_VALUE,
 };
