@@ -61,6 +61,11 @@ pub struct Cli {
 pub enum Command {
     /// Load and check the configuration, print it, and exit (non-zero when it is invalid).
     CheckConfig,
+    /// Print the Prometheus rule file generated from the alert definitions (with this
+    /// configuration's thresholds).
+    Rules,
+    /// Print the `promtool test rules` file that exercises every generated alert.
+    RuleTests,
 }
 
 /// Settings given as flags or `RTX_*` variables (each overrides the file).
@@ -96,6 +101,21 @@ pub struct Settings {
     /// Simulated orders per second, 0 = off [default: 2].
     #[arg(long, env = "RTX_SIM_ORDER_RATE", global = true)]
     pub sim_order_rate: Option<f64>,
+    /// Comma-separated Alertmanager base URLs; `http://user:password@host:9093` for basic auth
+    /// [default: unset, no notifications].
+    #[arg(
+        long,
+        env = "RTX_ALERTMANAGER_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub alertmanager_url: Option<String>,
+    /// Alert evaluation interval, e.g. `15s` [default: 15s].
+    #[arg(long, env = "RTX_ALERT_EVAL_INTERVAL", global = true)]
+    pub alert_eval_interval: Option<String>,
+    /// Runtime collector interval, e.g. `30s` [default: 30s].
+    #[arg(long, env = "RTX_RUNTIME_INTERVAL", global = true)]
+    pub runtime_interval: Option<String>,
     /// Log filter, `info` or `info,rtx_engine=debug` [default: info].
     #[arg(long, env = "RTX_LOG_LEVEL", global = true)]
     pub log_level: Option<String>,
@@ -150,6 +170,58 @@ impl Default for HealthConfig {
             timeout_ms: 2_000,
         }
     }
+}
+
+/// Alerting (the `[alerts]` table).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Window of the in-process rates and quantiles, in seconds (the PromQL twins use 5m).
+    pub window_secs: u64,
+    /// Alerts kept in `GET /alerts` history.
+    pub history_cap: usize,
+    /// How often firing alerts are re-sent to Alertmanager, in seconds.
+    pub resend_interval_secs: u64,
+    /// Bearer token for Alertmanager (instead of basic auth in the URL).
+    pub alertmanager_bearer_token: Option<String>,
+    /// Threshold overrides by alert name.
+    pub thresholds: std::collections::BTreeMap<String, f64>,
+    /// `for` overrides by alert name, in seconds.
+    pub for_secs: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 300,
+            history_cap: 1000,
+            resend_interval_secs: 60,
+            alertmanager_bearer_token: None,
+            thresholds: Default::default(),
+            for_secs: Default::default(),
+        }
+    }
+}
+
+/// Parses `15s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let value: f64 = number
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
 }
 
 /// Logging (the `[logging]` table).
@@ -219,6 +291,11 @@ struct FileConfig {
     log_level: Option<String>,
     #[serde(default)]
     logging: LoggingConfig,
+    alertmanager_url: Option<String>,
+    alert_eval_interval: Option<String>,
+    runtime_interval: Option<String>,
+    #[serde(default)]
+    alerts: AlertsConfig,
 }
 
 /// A credential: usable as a string, never shown by `Debug` (so `check-config` and any log
@@ -325,6 +402,14 @@ pub struct Config {
     pub log_level: String,
     /// Logging.
     pub logging: LoggingConfig,
+    /// Alertmanager base URLs (may carry basic-auth credentials).
+    pub alertmanager_urls: Vec<DatabaseUrl>,
+    /// Alert evaluation interval.
+    pub alert_eval_interval: Duration,
+    /// Runtime collector interval.
+    pub runtime_interval: Duration,
+    /// Alerting.
+    pub alerts: AlertsConfig,
 }
 
 /// The default database: an SQLite file under `./data/`, created at start.
@@ -447,6 +532,70 @@ impl Config {
             });
         }
         check_trading(&file.trading)?;
+        let alertmanager_urls: Vec<DatabaseUrl> = settings
+            .alertmanager_url
+            .clone()
+            .or(file.alertmanager_url.clone())
+            .map(|list| split_list(&list).into_iter().map(DatabaseUrl).collect())
+            .unwrap_or_default();
+        if let Some(bad) = alertmanager_urls
+            .iter()
+            .find(|u| !(u.0.starts_with("http://") || u.0.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid {
+                key: "alertmanager_url",
+                reason: format!("{} must start with http:// or https://", bad.redacted()),
+            });
+        }
+        let duration = |key: &'static str, value: Option<String>, default: u64| match value {
+            None => Ok(Duration::from_secs(default)),
+            Some(text) => parse_duration(&text).ok_or_else(|| ConfigError::Invalid {
+                key,
+                reason: format!("`{text}` is not a duration like 15s, 2m or 500ms"),
+            }),
+        };
+        let alert_eval_interval = duration(
+            "alert_eval_interval",
+            settings
+                .alert_eval_interval
+                .clone()
+                .or(file.alert_eval_interval.clone()),
+            15,
+        )?;
+        let runtime_interval = duration(
+            "runtime_interval",
+            settings
+                .runtime_interval
+                .clone()
+                .or(file.runtime_interval.clone()),
+            30,
+        )?;
+        let known: Vec<&str> = rtx_monitoring::alerts::default_rules()
+            .iter()
+            .map(|r| r.name)
+            .collect();
+        if let Some(unknown) = file
+            .alerts
+            .thresholds
+            .keys()
+            .chain(file.alerts.for_secs.keys())
+            .find(|k| !known.contains(&k.as_str()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "alerts.thresholds",
+                reason: format!("`{unknown}` is not an alert; known: {}", known.join(", ")),
+            });
+        }
+        if file.alerts.window_secs == 0
+            || file.alerts.resend_interval_secs == 0
+            || file.alerts.history_cap == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "alerts",
+                reason: "window_secs, resend_interval_secs and history_cap must be at least 1"
+                    .to_owned(),
+            });
+        }
         let log_level = settings
             .log_level
             .clone()
@@ -518,6 +667,10 @@ impl Config {
             shutdown: file.shutdown,
             log_level,
             logging: file.logging,
+            alertmanager_urls,
+            alert_eval_interval,
+            runtime_interval,
+            alerts: file.alerts,
             listen_addr,
             service_name: settings
                 .service_name
@@ -668,6 +821,22 @@ mod tests {
             shown.contains("postgres://rtx:<redacted>@127.0.0.1:5432/rtx"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn durations_parse_in_the_usual_units() {
+        assert_eq!(parse_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        let err = Config::load(&Settings {
+            alert_eval_interval: Some("often".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("`alert_eval_interval`"), "{err}");
     }
 
     #[test]

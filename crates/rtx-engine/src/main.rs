@@ -14,6 +14,16 @@ use clap::Parser;
 
 use config::{Cli, Command, Config};
 
+fn print(text: &str) -> ExitCode {
+    use std::io::Write;
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = write!(std::io::stdout(), "{text}");
+    if !text.ends_with('\n') {
+        let _ = writeln!(std::io::stdout());
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli.settings) {
@@ -24,12 +34,16 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::CheckConfig) => {
-            use std::io::Write;
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = writeln!(std::io::stdout(), "configuration OK: {config:#?}");
-            ExitCode::SUCCESS
-        }
+        Some(Command::CheckConfig) => print(&format!("configuration OK: {config:#?}")),
+        Some(Command::Rules) => print(&rtx_monitoring::alerts::render_rules(
+            &server::alert_rules(&config),
+            server::RUNBOOK_BASE,
+        )),
+        Some(Command::RuleTests) => print(&rtx_monitoring::alerts::render_rule_tests(
+            &server::alert_rules(&config),
+            "prometheus_alerts.yml",
+            server::RUNBOOK_BASE,
+        )),
         None => {
             let logging = rtx_monitoring::logging::LogConfig {
                 filter: config.log_level.clone(),

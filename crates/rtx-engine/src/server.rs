@@ -72,6 +72,67 @@ fn catalogue_config(config: &Config) -> CatalogueConfig {
     }
 }
 
+/// Where the `runbook_url` annotations point: the runbooks in this repository.
+pub const RUNBOOK_BASE: &str = "docs/RUNBOOKS.md";
+
+/// The default rules with this configuration's threshold overrides.
+pub fn alert_rules(config: &Config) -> Vec<rtx_monitoring::alerts::AlertRule> {
+    let mut rules = rtx_monitoring::alerts::default_rules();
+    for (name, threshold) in &config.alerts.thresholds {
+        rtx_monitoring::alerts::set_threshold(&mut rules, name, *threshold);
+    }
+    for rule in &mut rules {
+        if let Some(secs) = config.alerts.for_secs.get(rule.name) {
+            rule.for_duration = std::time::Duration::from_secs(*secs);
+        }
+    }
+    rules
+}
+
+/// Alertmanager settings from the configuration: basic-auth credentials move from the URL
+/// userinfo into the client's auth, so they never appear in a URL that might be logged.
+fn alertmanager_config(
+    config: &Config,
+    service_name: &str,
+) -> Option<rtx_monitoring::alerts::AlertmanagerConfig> {
+    use rtx_monitoring::alerts::{AlertmanagerAuth, AlertmanagerConfig};
+    if config.alertmanager_urls.is_empty() {
+        return None;
+    }
+    let mut auth = match &config.alerts.alertmanager_bearer_token {
+        Some(token) => AlertmanagerAuth::Bearer(token.clone()),
+        None => AlertmanagerAuth::None,
+    };
+    let urls = config
+        .alertmanager_urls
+        .iter()
+        .map(|u| {
+            let url = u.expose();
+            match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    if let Some((user, password)) = url[scheme + 3..at].split_once(':') {
+                        auth = AlertmanagerAuth::Basic {
+                            user: user.to_owned(),
+                            password: password.to_owned(),
+                        };
+                    }
+                    format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+                }
+                _ => url.to_owned(),
+            }
+        })
+        .collect();
+    let mut am = AlertmanagerConfig::new(urls);
+    am.auth = auth;
+    am.resend_interval = std::time::Duration::from_secs(config.alerts.resend_interval_secs);
+    am.extra_labels = vec![
+        ("service".to_owned(), service_name.to_owned()),
+        ("instance".to_owned(), config.listen_addr.to_string()),
+    ];
+    am.runbook_base = RUNBOOK_BASE.to_owned();
+    Some(am)
+}
+
 fn demo_accounts(config: &Config) -> Vec<AccountRow> {
     (1..=config.trading.demo_accounts)
         .map(|i| AccountRow {
@@ -304,6 +365,35 @@ async fn run(
         stopped.clone(),
     )));
 
+    let evaluator = rtx_monitoring::alerts::Evaluator::new(
+        alert_rules(&config),
+        registry.clone(),
+        std::time::Duration::from_secs(config.alerts.window_secs),
+        Some(metrics.monitoring.clone()),
+    )
+    .with_history_cap(config.alerts.history_cap);
+    tasks.push(tokio::spawn(
+        evaluator
+            .clone()
+            .run(config.alert_eval_interval, stopped.clone()),
+    ));
+    if let Some(am) = alertmanager_config(&config, &config.service_name) {
+        tracing::info!(
+            alertmanagers = am.urls.len(),
+            "sending alerts to Alertmanager"
+        );
+        tasks.push(tokio::spawn(rtx_monitoring::alerts::run_notifier(
+            am,
+            evaluator.subscribe(),
+            Some(metrics.monitoring.clone()),
+            stopped.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(runtime_collector(
+        registry.clone(),
+        config.runtime_interval,
+        stopped.clone(),
+    )));
     let health = register_checks(&config, &metrics, &store, &lps, started);
     let health_tasks = health.start().await;
 
@@ -313,7 +403,10 @@ async fn run(
     let app = crate::api::app(
         Arc::clone(&router),
         metrics,
-        endpoint.router().merge(probes),
+        endpoint
+            .router()
+            .merge(probes)
+            .merge(rtx_monitoring::http::alerts_router(evaluator)),
         config.admin_token.as_ref().map(Secret::expose),
     );
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
@@ -365,6 +458,23 @@ async fn run(
     store.close().await;
     tracing::info!("{} stopped cleanly", config.service_name);
     Ok(())
+}
+
+/// The runtime collector (the seed's `runtime.go`): reads process and tokio figures into their
+/// gauges on an interval even when nobody scrapes, so the memory and task alerts see them.
+async fn runtime_collector(
+    registry: Registry,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => registry.refresh(),
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn shutdown_signal() {

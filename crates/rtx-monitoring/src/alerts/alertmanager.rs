@@ -63,7 +63,9 @@ impl AlertmanagerConfig {
             resend_interval: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
             extra_labels: Vec::new(),
-            runbook_base: "https://github.com/rtx-monitoring/rtx-monitoring/blob/main/docs/RUNBOOKS.md".to_owned(),
+            runbook_base:
+                "https://github.com/rtx-monitoring/rtx-monitoring/blob/main/docs/RUNBOOKS.md"
+                    .to_owned(),
         }
     }
 }
@@ -102,7 +104,12 @@ fn payload(alerts: &[Alert], config: &AlertmanagerConfig, now_unix: f64) -> serd
     serde_json::Value::Array(items)
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &str, config: &AlertmanagerConfig) -> Result<(), String> {
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    config: &AlertmanagerConfig,
+) -> Result<(), String> {
     let mut request = client
         .post(format!("{}/api/v2/alerts", url.trim_end_matches('/')))
         .header("content-type", "application/json")
@@ -120,7 +127,8 @@ async fn post(client: &reqwest::Client, url: &str, body: &str, config: &Alertman
 }
 
 /// Runs until `shutdown` flips: sends on every change of the alert set and every
-/// `resend_interval`, retrying failures with exponential backoff (1 s to 30 s).
+/// `resend_interval`, retrying failures with exponential backoff (1 s doubling to 30 s or the
+/// resend interval, whichever is shorter).
 pub async fn run(
     config: AlertmanagerConfig,
     mut alerts: tokio::sync::watch::Receiver<Arc<Vec<Alert>>>,
@@ -140,7 +148,8 @@ pub async fn run(
         }
     };
     // Per URL: when the next attempt is due, and the current backoff.
-    let mut next_due: Vec<tokio::time::Instant> = vec![tokio::time::Instant::now(); config.urls.len()];
+    let mut next_due: Vec<tokio::time::Instant> =
+        vec![tokio::time::Instant::now(); config.urls.len()];
     let mut backoff: Vec<Duration> = vec![Duration::from_secs(1); config.urls.len()];
     loop {
         let current = alerts.borrow_and_update().clone();
@@ -161,12 +170,21 @@ pub async fn run(
                         record(NotificationOutcome::Failure);
                         tracing::warn!(alertmanager = %url, error = %e, retry_in_ms = backoff[i].as_millis() as u64, "alert notification failed");
                         next_due[i] = now + backoff[i];
-                        backoff[i] = (backoff[i] * 2).min(Duration::from_secs(30));
+                        // Never wait longer than a resend interval: a recovered Alertmanager
+                        // hears the current state within one.
+                        backoff[i] = (backoff[i] * 2)
+                            .min(Duration::from_secs(30))
+                            .min(config.resend_interval);
                     }
                 }
             }
         }
-        let wake = next_due.iter().min().copied().unwrap_or(now + config.resend_interval).max(now + Duration::from_millis(50));
+        let wake = next_due
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or(now + config.resend_interval)
+            .max(now + Duration::from_millis(50));
         tokio::select! {
             changed = alerts.changed() => {
                 if changed.is_err() {
@@ -207,17 +225,37 @@ mod tests {
             resolved_at: None,
         };
         let mut config = AlertmanagerConfig::new(vec![]);
-        config.extra_labels.push(("service".into(), "rtx-engine".into()));
-        let p = payload(&[alert.clone()], &config, 1_800_000_060.0);
+        config
+            .extra_labels
+            .push(("service".into(), "rtx-engine".into()));
+        let p = payload(std::slice::from_ref(&alert), &config, 1_800_000_060.0);
         assert_eq!(p[0]["labels"]["alertname"], "LPDisconnected");
         assert_eq!(p[0]["labels"]["lp"], "OANDA");
         assert_eq!(p[0]["labels"]["service"], "rtx-engine");
         assert_eq!(p[0]["startsAt"], rfc3339(1_800_000_030.0));
-        assert_eq!(p[0]["endsAt"], rfc3339(1_800_000_300.0), "endsAt 4 resend intervals ahead");
-        assert!(p[0]["annotations"]["runbook_url"].as_str().unwrap().ends_with("#lpdisconnected"));
-        let resolved = Alert { state: AlertState::Resolved, resolved_at: Some(1_800_000_100.0), ..alert };
+        assert_eq!(
+            p[0]["endsAt"],
+            rfc3339(1_800_000_300.0),
+            "endsAt 4 resend intervals ahead"
+        );
+        assert!(p[0]["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("#lpdisconnected"));
+        let resolved = Alert {
+            state: AlertState::Resolved,
+            resolved_at: Some(1_800_000_100.0),
+            ..alert
+        };
         let p = payload(&[resolved], &config, 1_800_000_200.0);
-        assert_eq!(p[0]["endsAt"], rfc3339(1_800_000_100.0), "a resolution ends at the resolution");
-        assert_eq!(format!("{:?}", AlertmanagerAuth::Bearer("s3cret".into())), "Bearer(<redacted>)");
+        assert_eq!(
+            p[0]["endsAt"],
+            rfc3339(1_800_000_100.0),
+            "a resolution ends at the resolution"
+        );
+        assert_eq!(
+            format!("{:?}", AlertmanagerAuth::Bearer("s3cret".into())),
+            "Bearer(<redacted>)"
+        );
     }
 }

@@ -111,7 +111,10 @@ pub struct Evaluator {
 
 impl std::fmt::Debug for Evaluator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Evaluator").field("rules", &self.rules.len()).field("window", &self.window).finish_non_exhaustive()
+        f.debug_struct("Evaluator")
+            .field("rules", &self.rules.len())
+            .field("window", &self.window)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +127,14 @@ fn label_text(template: &str, labels: &BTreeMap<String, String>) -> String {
 }
 
 fn key_of(labels: &[(String, String)], by: &[&str]) -> BTreeMap<String, String> {
-    by.iter().filter_map(|b| labels.iter().find(|(k, _)| k == b).map(|(k, v)| (k.clone(), v.clone()))).collect()
+    by.iter()
+        .filter_map(|b| {
+            labels
+                .iter()
+                .find(|(k, _)| k == b)
+                .map(|(k, v)| (k.clone(), v.clone()))
+        })
+        .collect()
 }
 
 /// `histogram_quantile` as Prometheus computes it: linear interpolation inside the bucket that
@@ -141,7 +151,11 @@ pub fn histogram_quantile(q: f64, bounds: &[f64], cumulative: &[u64]) -> Option<
         return bounds.last().copied();
     }
     let upper = bounds[bucket];
-    let (lower, below) = if bucket == 0 { (0f64.min(upper), 0.0) } else { (bounds[bucket - 1], cumulative[bucket - 1] as f64) };
+    let (lower, below) = if bucket == 0 {
+        (0f64.min(upper), 0.0)
+    } else {
+        (bounds[bucket - 1], cumulative[bucket - 1] as f64)
+    };
     let inside = cumulative[bucket] as f64 - below;
     if inside == 0.0 {
         return Some(upper);
@@ -151,9 +165,12 @@ pub fn histogram_quantile(q: f64, bounds: &[f64], cumulative: &[u64]) -> Option<
 
 fn delta_histogram(now: &HistogramSnapshot, then: Option<&HistogramSnapshot>) -> Vec<u64> {
     match then {
-        Some(t) if t.cumulative.len() == now.cumulative.len() => {
-            now.cumulative.iter().zip(&t.cumulative).map(|(a, b)| a.saturating_sub(*b)).collect()
-        }
+        Some(t) if t.cumulative.len() == now.cumulative.len() => now
+            .cumulative
+            .iter()
+            .zip(&t.cumulative)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
         _ => now.cumulative.clone(),
     }
 }
@@ -161,7 +178,12 @@ fn delta_histogram(now: &HistogramSnapshot, then: Option<&HistogramSnapshot>) ->
 impl Evaluator {
     /// An evaluator of `rules` over `registry`, computing rates and quantiles over `window`
     /// (5 minutes in production, as the PromQL twins do).
-    pub fn new(rules: Vec<AlertRule>, registry: Registry, window: Duration, metrics: Option<SelfMetrics>) -> Self {
+    pub fn new(
+        rules: Vec<AlertRule>,
+        registry: Registry,
+        window: Duration,
+        metrics: Option<SelfMetrics>,
+    ) -> Self {
         let (published, _) = tokio::sync::watch::channel(Arc::new(Vec::new()));
         Self {
             rules: rules.into(),
@@ -169,7 +191,11 @@ impl Evaluator {
             window,
             history_cap: 1000,
             metrics,
-            state: Arc::new(Mutex::new(State { instances: HashMap::new(), history: VecDeque::new(), snapshots: VecDeque::new() })),
+            state: Arc::new(Mutex::new(State {
+                instances: HashMap::new(),
+                history: VecDeque::new(),
+                snapshots: VecDeque::new(),
+            })),
             published: Arc::new(published),
         }
     }
@@ -205,32 +231,55 @@ impl Evaluator {
     }
 
     /// Values of a rule's signal, one per label set.
-    fn signal(&self, rule: &AlertRule, now: &HashMap<&'static str, Vec<Reading>>, then: Option<&HashMap<&'static str, Vec<Reading>>>, now_unix: f64) -> Vec<(BTreeMap<String, String>, f64)> {
+    fn signal(
+        &self,
+        rule: &AlertRule,
+        now: &HashMap<&'static str, Vec<Reading>>,
+        then: Option<&HashMap<&'static str, Vec<Reading>>>,
+        now_unix: f64,
+    ) -> Vec<(BTreeMap<String, String>, f64)> {
         let baseline = |metric: &str, labels: &[(String, String)]| -> Option<Reading> {
-            then.and_then(|t| t.get(metric)).and_then(|rs| rs.iter().find(|r| r.labels == labels).cloned())
+            then.and_then(|t| t.get(metric))
+                .and_then(|rs| rs.iter().find(|r| r.labels == labels).cloned())
         };
         match rule.signal {
-            Signal::Quantile { metric, quantile, by } => {
-                let mut groups: BTreeMap<BTreeMap<String, String>, (Vec<f64>, Vec<u64>)> = BTreeMap::new();
+            Signal::Quantile {
+                metric,
+                quantile,
+                by,
+            } => {
+                let mut groups: BTreeMap<BTreeMap<String, String>, (Vec<f64>, Vec<u64>)> =
+                    BTreeMap::new();
                 for r in now.get(metric).into_iter().flatten() {
-                    let ReadingValue::Histogram(h) = &r.value else { continue };
+                    let ReadingValue::Histogram(h) = &r.value else {
+                        continue;
+                    };
                     let then = baseline(metric, &r.labels);
                     let then_h = match then.as_ref().map(|t| &t.value) {
                         Some(ReadingValue::Histogram(t)) => Some(t),
                         _ => None,
                     };
                     let delta = delta_histogram(h, then_h);
-                    let entry = groups.entry(key_of(&r.labels, by)).or_insert_with(|| (h.bounds.to_vec(), vec![0; delta.len()]));
+                    let entry = groups
+                        .entry(key_of(&r.labels, by))
+                        .or_insert_with(|| (h.bounds.to_vec(), vec![0; delta.len()]));
                     if entry.1.len() == delta.len() {
                         entry.1.iter_mut().zip(delta).for_each(|(a, d)| *a += d);
                     }
                 }
-                groups.into_iter().filter_map(|(k, (bounds, cum))| histogram_quantile(quantile, &bounds, &cum).map(|v| (k, v))).collect()
+                groups
+                    .into_iter()
+                    .filter_map(|(k, (bounds, cum))| {
+                        histogram_quantile(quantile, &bounds, &cum).map(|v| (k, v))
+                    })
+                    .collect()
             }
             Signal::Share { metric, matching } => {
                 let (mut part, mut total) = (0.0, 0.0);
                 for r in now.get(metric).into_iter().flatten() {
-                    let delta = (r.scalar() - baseline(metric, &r.labels).map_or(0.0, |b| b.scalar())).max(0.0);
+                    let delta = (r.scalar()
+                        - baseline(metric, &r.labels).map_or(0.0, |b| b.scalar()))
+                    .max(0.0);
                     total += delta;
                     if matching.matches(&r.labels) {
                         part += delta;
@@ -247,7 +296,12 @@ impl Evaluator {
                 self.registry
                     .read(metric)
                     .iter()
-                    .map(|r| (key_of(&r.labels, by), if abs { r.scalar().abs() } else { r.scalar() }))
+                    .map(|r| {
+                        (
+                            key_of(&r.labels, by),
+                            if abs { r.scalar().abs() } else { r.scalar() },
+                        )
+                    })
                     .collect()
             }
             Signal::QuoteAge => {
@@ -271,10 +325,19 @@ impl Evaluator {
         self.registry.refresh();
         let now = Instant::now();
         let now_unix = unix_now();
-        let current: HashMap<&'static str, Vec<Reading>> = self.windowed_families().into_iter().map(|m| (m, self.registry.read(m))).collect();
+        let current: HashMap<&'static str, Vec<Reading>> = self
+            .windowed_families()
+            .into_iter()
+            .map(|m| (m, self.registry.read(m)))
+            .collect();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         // The baseline is the newest snapshot at least a window old (or the oldest one).
-        while state.snapshots.len() > 1 && state.snapshots.get(1).is_some_and(|s| now.duration_since(s.0) >= self.window) {
+        while state.snapshots.len() > 1
+            && state
+                .snapshots
+                .get(1)
+                .is_some_and(|s| now.duration_since(s.0) >= self.window)
+        {
             state.snapshots.pop_front();
         }
         let then = state.snapshots.front().map(|s| s.1.clone());
@@ -302,10 +365,18 @@ impl Evaluator {
                 });
                 if alert.state == AlertState::Resolved {
                     // Breached again: a new episode.
-                    *alert = Alert { state: AlertState::Pending, active_since: now_unix, fired_at: None, resolved_at: None, ..alert.clone() };
+                    *alert = Alert {
+                        state: AlertState::Pending,
+                        active_since: now_unix,
+                        fired_at: None,
+                        resolved_at: None,
+                        ..alert.clone()
+                    };
                 }
                 alert.value = value;
-                if alert.state == AlertState::Pending && now_unix - alert.active_since >= rule.for_duration.as_secs_f64() {
+                if alert.state == AlertState::Pending
+                    && now_unix - alert.active_since >= rule.for_duration.as_secs_f64()
+                {
                     alert.state = AlertState::Firing;
                     alert.fired_at = Some(now_unix);
                     changes.push(alert.clone());
@@ -325,24 +396,40 @@ impl Evaluator {
                     resolved.push(alert.clone());
                     true
                 }
-                AlertState::Resolved => alert.resolved_at.is_some_and(|at| now_unix - at < RESOLVED_RETENTION.as_secs_f64()),
+                AlertState::Resolved => alert
+                    .resolved_at
+                    .is_some_and(|at| now_unix - at < RESOLVED_RETENTION.as_secs_f64()),
             }
         });
         for alert in changes.into_iter().chain(resolved) {
             if let (Some(m), AlertState::Firing) = (&self.metrics, alert.state) {
                 m.alerts_fired.get(&[alert.name, alert.severity]).inc();
             }
-            state.history.push_front(HistoryEntry { at: now_unix, alert });
+            state.history.push_front(HistoryEntry {
+                at: now_unix,
+                alert,
+            });
         }
         state.history.truncate(self.history_cap);
         state.snapshots.push_back((now, current));
         if let Some(m) = &self.metrics {
             for rule in self.rules.iter() {
-                let firing = state.instances.values().filter(|a| a.name == rule.name && a.state == AlertState::Firing).count();
-                m.alerts_firing.get(&[rule.name, rule.severity.as_str()]).set(firing as f64);
+                let firing = state
+                    .instances
+                    .values()
+                    .filter(|a| a.name == rule.name && a.state == AlertState::Firing)
+                    .count();
+                m.alerts_firing
+                    .get(&[rule.name, rule.severity.as_str()])
+                    .set(firing as f64);
             }
         }
-        let mut published: Vec<Alert> = state.instances.values().filter(|a| a.state != AlertState::Pending).cloned().collect();
+        let mut published: Vec<Alert> = state
+            .instances
+            .values()
+            .filter(|a| a.state != AlertState::Pending)
+            .cloned()
+            .collect();
         published.sort_by(|a, b| (a.name, &a.labels).cmp(&(b.name, &b.labels)));
         drop(state);
         self.published.send_replace(Arc::new(published));
@@ -351,7 +438,11 @@ impl Evaluator {
     /// Active alerts (pending and firing) and the history, newest first.
     pub fn to_json(&self) -> serde_json::Value {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut active: Vec<&Alert> = state.instances.values().filter(|a| a.state != AlertState::Resolved).collect();
+        let mut active: Vec<&Alert> = state
+            .instances
+            .values()
+            .filter(|a| a.state != AlertState::Resolved)
+            .collect();
         active.sort_by(|a, b| b.active_since.total_cmp(&a.active_since));
         let history: Vec<serde_json::Value> = state
             .history
@@ -392,33 +483,58 @@ mod tests {
     fn quantiles_interpolate_like_prometheus() {
         let bounds = [0.1, 0.5, 1.0];
         let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-12);
-        assert!(close(histogram_quantile(0.5, &bounds, &[0, 10, 10, 10]), 0.3));
-        assert!(close(histogram_quantile(0.95, &bounds, &[0, 0, 0, 10]), 1.0), "+Inf: the highest finite bound");
-        assert!(close(histogram_quantile(0.9, &bounds, &[10, 10, 10, 10]), 0.09));
+        assert!(close(
+            histogram_quantile(0.5, &bounds, &[0, 10, 10, 10]),
+            0.3
+        ));
+        assert!(
+            close(histogram_quantile(0.95, &bounds, &[0, 0, 0, 10]), 1.0),
+            "+Inf: the highest finite bound"
+        );
+        assert!(close(
+            histogram_quantile(0.9, &bounds, &[10, 10, 10, 10]),
+            0.09
+        ));
         assert_eq!(histogram_quantile(0.5, &bounds, &[0, 0, 0, 0]), None);
     }
 
     fn setup(rules: Vec<AlertRule>) -> (TradingMetrics, Evaluator) {
         let registry = Registry::new();
         let metrics = TradingMetrics::new(&registry, &CatalogueConfig::default()).unwrap();
-        let evaluator = Evaluator::new(rules, registry, Duration::from_secs(300), Some(metrics.monitoring.clone()));
+        let evaluator = Evaluator::new(
+            rules,
+            registry,
+            Duration::from_secs(300),
+            Some(metrics.monitoring.clone()),
+        );
         (metrics, evaluator)
     }
 
     fn rule(name: &str) -> AlertRule {
-        let mut r = default_rules().into_iter().find(|r| r.name == name).unwrap();
+        let mut r = default_rules()
+            .into_iter()
+            .find(|r| r.name == name)
+            .unwrap();
         r.for_duration = Duration::ZERO;
         r
     }
 
     fn firing(e: &Evaluator) -> Vec<(String, BTreeMap<String, String>)> {
-        e.subscribe().borrow().iter().filter(|a| a.state == AlertState::Firing).map(|a| (a.name.to_owned(), a.labels.clone())).collect()
+        e.subscribe()
+            .borrow()
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.name.to_owned(), a.labels.clone()))
+            .collect()
     }
 
     #[test]
     fn every_default_rule_fires_above_and_stays_quiet_below() {
         for rule in default_rules() {
-            let (m, e) = setup(vec![AlertRule { for_duration: Duration::ZERO, ..rule.clone() }]);
+            let (m, e) = setup(vec![AlertRule {
+                for_duration: Duration::ZERO,
+                ..rule.clone()
+            }]);
             let eurusd = m.symbol("EURUSD").unwrap();
             let oanda = m.lp("OANDA").unwrap();
             let fire = |above: bool| {
@@ -427,21 +543,43 @@ mod tests {
                     "OrderExecutionLatencyHigh" | "OrderExecutionLatencyCritical" => {
                         let l = Duration::from_secs_f64(if above { t * 1.5 } else { t * 0.5 });
                         for _ in 0..20 {
-                            m.orders.record_execution(OrderType::Market, eurusd, Route::BBook, Outcome::Filled, l);
+                            m.orders.record_execution(
+                                OrderType::Market,
+                                eurusd,
+                                Route::BBook,
+                                Outcome::Filled,
+                                l,
+                            );
                         }
                     }
                     "OrderErrorRateHigh" => {
                         let errors = if above { 10 } else { 1 };
                         for i in 0..100 {
-                            let o = if i < errors { Outcome::Error } else { Outcome::Filled };
-                            m.orders.record_execution(OrderType::Market, eurusd, Route::BBook, o, Duration::from_millis(1));
+                            let o = if i < errors {
+                                Outcome::Error
+                            } else {
+                                Outcome::Filled
+                            };
+                            m.orders.record_execution(
+                                OrderType::Market,
+                                eurusd,
+                                Route::BBook,
+                                o,
+                                Duration::from_millis(1),
+                            );
                         }
                     }
                     "OrderSLOViolation" => {
                         let slow = if above { 20 } else { 1 };
                         for i in 0..100 {
                             let l = Duration::from_millis(if i < slow { 500 } else { 5 });
-                            m.orders.record_execution(OrderType::Market, eurusd, Route::BBook, Outcome::Filled, l);
+                            m.orders.record_execution(
+                                OrderType::Market,
+                                eurusd,
+                                Route::BBook,
+                                Outcome::Filled,
+                                l,
+                            );
                         }
                     }
                     "LPDisconnected" => {
@@ -468,49 +606,92 @@ mod tests {
                         let errors = if above { 10 } else { 1 };
                         for i in 0..100 {
                             let status = if i < errors { 503 } else { 200 };
-                            m.api.record_request(crate::catalogue::HttpMethod::Get, "/api/orders", status, Duration::from_millis(1));
+                            m.api.record_request(
+                                crate::catalogue::HttpMethod::Get,
+                                "/api/orders",
+                                status,
+                                Duration::from_millis(1),
+                            );
                         }
                     }
                     "APILatencyHigh" => {
                         let l = Duration::from_secs_f64(if above { 2.0 } else { 0.01 });
                         for _ in 0..20 {
-                            m.api.record_request(crate::catalogue::HttpMethod::Get, "/api/orders", 200, l);
+                            m.api.record_request(
+                                crate::catalogue::HttpMethod::Get,
+                                "/api/orders",
+                                200,
+                                l,
+                            );
                         }
                     }
                     "MemoryUsageHigh" | "MemoryUsageCritical" => {
                         // The process collector sets this on refresh; compare against a threshold
                         // placed around the real value instead.
                     }
-                    "TaskCountHigh" => m.runtime.tasks_alive.set(if above { 20_000.0 } else { 10.0 }),
+                    "TaskCountHigh" => {
+                        m.runtime
+                            .tasks_alive
+                            .set(if above { 20_000.0 } else { 10.0 })
+                    }
                     "DatabaseLatencyHigh" => {
                         let q = m.db.query("select", "orders");
                         for _ in 0..20 {
-                            q.record(Duration::from_secs_f64(if above { 0.3 } else { 0.001 }), crate::catalogue::DbOutcome::Success);
+                            q.record(
+                                Duration::from_secs_f64(if above { 0.3 } else { 0.001 }),
+                                crate::catalogue::DbOutcome::Success,
+                            );
                         }
                     }
-                    "MarginUsageHigh" => m.accounts.account("demo-1").set(1000.0, 1000.0, if above { 900.0 } else { 100.0 }),
+                    "MarginUsageHigh" => m.accounts.account("demo-1").set(
+                        1000.0,
+                        1000.0,
+                        if above { 900.0 } else { 100.0 },
+                    ),
                     "NetExposureHigh" => m.positions.set_symbol(
                         eurusd,
-                        crate::catalogue::SymbolPositions { net_exposure: if above { -t * 1.2 } else { t * 0.5 }, ..Default::default() },
+                        crate::catalogue::SymbolPositions {
+                            net_exposure: if above { -t * 1.2 } else { t * 0.5 },
+                            ..Default::default()
+                        },
                     ),
                     other => panic!("no scenario for {other}"),
                 }
             };
             if rule.name.starts_with("MemoryUsage") {
-                let rss = crate::metrics::ProcessSample::read().unwrap().resident_bytes;
+                let rss = crate::metrics::ProcessSample::read()
+                    .unwrap()
+                    .resident_bytes;
                 for (threshold, fires) in [(rss / 4.0, true), (rss * 4.0, false)] {
-                    let (_, e) = setup(vec![AlertRule { threshold, for_duration: Duration::ZERO, ..rule.clone() }]);
+                    let (_, e) = setup(vec![AlertRule {
+                        threshold,
+                        for_duration: Duration::ZERO,
+                        ..rule.clone()
+                    }]);
                     e.evaluate();
-                    assert_eq!(!firing(&e).is_empty(), fires, "{} with threshold {threshold}", rule.name);
+                    assert_eq!(
+                        !firing(&e).is_empty(),
+                        fires,
+                        "{} with threshold {threshold}",
+                        rule.name
+                    );
                 }
                 continue;
             }
             fire(false);
             e.evaluate();
-            assert!(firing(&e).is_empty(), "{} fired below its threshold", rule.name);
+            assert!(
+                firing(&e).is_empty(),
+                "{} fired below its threshold",
+                rule.name
+            );
             fire(true);
             e.evaluate();
-            assert!(!firing(&e).is_empty(), "{} did not fire above its threshold", rule.name);
+            assert!(
+                !firing(&e).is_empty(),
+                "{} did not fire above its threshold",
+                rule.name
+            );
         }
     }
 
@@ -525,7 +706,11 @@ mod tests {
         let (m, e) = setup(vec![r]);
         m.runtime.tasks_alive.set(50_000.0);
         e.evaluate();
-        let state = |e: &Evaluator| e.to_json()["active"][0]["state"].as_str().map(str::to_owned);
+        let state = |e: &Evaluator| {
+            e.to_json()["active"][0]["state"]
+                .as_str()
+                .map(str::to_owned)
+        };
         assert_eq!(state(&e).as_deref(), Some("pending"));
         assert!(firing(&e).is_empty(), "pending alerts are not sent");
         std::thread::sleep(Duration::from_millis(250));
@@ -539,10 +724,20 @@ mod tests {
         assert_eq!(json["history"][0]["state"], "resolved", "newest first");
         assert_eq!(json["history"][1]["state"], "firing");
         let published = e.subscribe().borrow().clone();
-        assert_eq!(published[0].state, AlertState::Resolved, "resolutions are published for Alertmanager");
-        let text = e.registry.encode_to_string(crate::metrics::Format::PrometheusText);
-        assert!(text.contains("rtx_alerts_fired_total{alertname=\"TaskCountHigh\",severity=\"warning\"} 1"));
-        assert!(text.contains("rtx_alerts_firing{alertname=\"TaskCountHigh\",severity=\"warning\"} 0"));
+        assert_eq!(
+            published[0].state,
+            AlertState::Resolved,
+            "resolutions are published for Alertmanager"
+        );
+        let text = e
+            .registry
+            .encode_to_string(crate::metrics::Format::PrometheusText);
+        assert!(text.contains(
+            "rtx_alerts_fired_total{alertname=\"TaskCountHigh\",severity=\"warning\"} 1"
+        ));
+        assert!(
+            text.contains("rtx_alerts_firing{alertname=\"TaskCountHigh\",severity=\"warning\"} 0")
+        );
     }
 
     #[test]
@@ -564,7 +759,9 @@ mod tests {
         let (m, e) = setup(vec![rule("TaskCountHigh")]);
         let e = e.with_history_cap(3);
         for i in 0..5 {
-            m.runtime.tasks_alive.set(if i % 2 == 0 { 50_000.0 } else { 1.0 });
+            m.runtime
+                .tasks_alive
+                .set(if i % 2 == 0 { 50_000.0 } else { 1.0 });
             e.evaluate();
         }
         let json = e.to_json();
@@ -577,7 +774,11 @@ mod tests {
         let labels = vec![("status".to_owned(), "503".to_owned())];
         assert!(LabelMatch::Prefix("status", "5").matches(&labels));
         assert!(!LabelMatch::Equals("status", "5").matches(&labels));
-        let r = AlertRule { comparison: Comparison::Below, threshold: 0.95, ..rule("OrderSLOViolation") };
+        let r = AlertRule {
+            comparison: Comparison::Below,
+            threshold: 0.95,
+            ..rule("OrderSLOViolation")
+        };
         assert!(r.breached(0.9) && !r.breached(0.99));
     }
 }

@@ -15,6 +15,12 @@ mod rules;
 #[cfg(feature = "alertmanager")]
 pub use alertmanager::{run as run_notifier, AlertmanagerAuth, AlertmanagerConfig};
 #[cfg(feature = "tokio-runtime")]
-pub use evaluate::{histogram_quantile, Alert, AlertState, Evaluator, HistoryEntry, RESOLVED_RETENTION};
-pub use prometheus::{expr, prom_duration, render_rule_tests, render_rules, slos, Slo, BURN_WINDOWS, JOB, RULE_WINDOW};
-pub use rules::{default_rules, set_threshold, AlertRule, Comparison, LabelMatch, Severity, Signal};
+pub use evaluate::{
+    histogram_quantile, Alert, AlertState, Evaluator, HistoryEntry, RESOLVED_RETENTION,
+};
+pub use prometheus::{
+    expr, prom_duration, render_rule_tests, render_rules, slos, Slo, BURN_WINDOWS, JOB, RULE_WINDOW,
+};
+pub use rules::{
+    default_rules, set_threshold, AlertRule, Comparison, LabelMatch, Severity, Signal,
+};

@@ -38,7 +38,14 @@ impl LabelMatch {
             LabelMatch::Equals(n, v) => (n, v, false),
             LabelMatch::Prefix(n, v) => (n, v, true),
         };
-        labels.iter().any(|(k, v)| k == name && if prefix { v.starts_with(want) } else { v == want })
+        labels.iter().any(|(k, v)| {
+            k == name
+                && if prefix {
+                    v.starts_with(want)
+                } else {
+                    v == want
+                }
+        })
     }
 
     /// The PromQL matcher.
@@ -138,7 +145,11 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 pub fn default_rules() -> Vec<AlertRule> {
     use Comparison::{Above, Below};
     use Severity::{Critical, Warning};
-    let order_latency = Signal::Quantile { metric: "rtx_order_execution_latency_seconds", quantile: 0.95, by: &[] };
+    let order_latency = Signal::Quantile {
+        metric: "rtx_order_execution_latency_seconds",
+        quantile: 0.95,
+        by: &[],
+    };
     vec![
         AlertRule {
             name: "OrderExecutionLatencyHigh",

@@ -199,6 +199,22 @@ struct Rendered {
     body: Bytes,
 }
 
+/// Serves `GET /alerts`: active alerts and the history, newest first.
+#[cfg(feature = "tokio-runtime")]
+pub fn alerts_router(evaluator: crate::alerts::Evaluator) -> Router {
+    Router::new()
+        .route(
+            "/alerts",
+            get(|State(e): State<crate::alerts::Evaluator>| async move {
+                (
+                    [(CONTENT_TYPE, "application/json")],
+                    e.to_json().to_string(),
+                )
+            }),
+        )
+        .with_state(evaluator)
+}
+
 /// True when `headers` carry `Authorization: Bearer <expected>`. The comparison takes the same
 /// time wherever the presented token first differs, so timing reveals nothing of the token.
 pub fn bearer_matches(headers: &HeaderMap, expected: &[u8]) -> bool {

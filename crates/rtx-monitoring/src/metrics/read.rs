@@ -27,7 +27,10 @@ pub struct Reading {
 impl Reading {
     /// The value of label `name`, if present.
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The scalar value (0 for a histogram).
@@ -73,7 +76,9 @@ impl Registry {
     /// Every series of the family `name` (after running the collect hooks is the caller's
     /// choice: see [`Registry::refresh`]). Empty when no such family exists.
     pub fn read(&self, name: &str) -> Vec<Reading> {
-        let Some(family) = self.families().into_iter().find(|f| f.spec.name == name) else { return Vec::new() };
+        let Some(family) = self.families().into_iter().find(|f| f.spec.name == name) else {
+            return Vec::new();
+        };
         let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
         series
             .iter()
@@ -107,7 +112,11 @@ mod tests {
         let parsed = parse_rendered_labels(&rendered);
         assert_eq!(
             parsed,
-            vec![("a".into(), "x".into()), ("b".into(), "q\"u,o=te\\".into()), ("c".into(), "line\nbreak".into())]
+            vec![
+                ("a".into(), "x".into()),
+                ("b".into(), "q\"u,o=te\\".into()),
+                ("c".into(), "line\nbreak".into())
+            ]
         );
         assert!(parse_rendered_labels("").is_empty());
     }
