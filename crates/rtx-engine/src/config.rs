@@ -66,6 +66,8 @@ pub enum Command {
     Rules,
     /// Print the `promtool test rules` file that exercises every generated alert.
     RuleTests,
+    /// Print the alert runbooks (`docs/RUNBOOKS.md`).
+    Runbooks,
 }
 
 /// Settings given as flags or `RTX_*` variables (each overrides the file).

@@ -39,6 +39,9 @@ fn main() -> ExitCode {
             &server::alert_rules(&config),
             server::RUNBOOK_BASE,
         )),
+        Some(Command::Runbooks) => print(&rtx_monitoring::alerts::render_runbooks(
+            &server::alert_rules(&config),
+        )),
         Some(Command::RuleTests) => print(&rtx_monitoring::alerts::render_rule_tests(
             &server::alert_rules(&config),
             "prometheus_alerts.yml",

@@ -503,3 +503,82 @@ mod tests {
         assert_eq!(metric_sum(text, "x_total", &[("b", "n\nl")]), 3.0);
     }
 }
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on a loopback port, clustering
+/// off, stopped and deleted when dropped.
+#[derive(Debug)]
+pub struct Alertmanager {
+    child: Child,
+    dir: PathBuf,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Alertmanager {
+    /// Starts one on `addr` and waits until it is ready.
+    ///
+    /// # Panics
+    /// When the binary is missing or it is not ready within 20 s.
+    pub fn start(addr: SocketAddr) -> Alertmanager {
+        let binary = tool("RTX_ALERTMANAGER", "/usr/bin/prometheus-alertmanager");
+        let dir = scratch_dir("alertmanager");
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n",
+        )
+        .expect("write config");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let am = Alertmanager {
+            child,
+            dir,
+            url: format!("http://{addr}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !http_get_ok(addr, "/-/ready") {
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager not ready within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        am
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A minimal `GET` over a fresh connection: true on a 2xx answer.
+pub fn http_get_ok(addr: SocketAddr, path: &str) -> bool {
+    http_get(addr, path).is_some_and(|(status, _)| (200..300).contains(&status))
+}
+
+/// A minimal `GET`: status and body, `None` when nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}

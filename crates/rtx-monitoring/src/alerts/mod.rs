@@ -19,7 +19,8 @@ pub use evaluate::{
     histogram_quantile, Alert, AlertState, Evaluator, HistoryEntry, RESOLVED_RETENTION,
 };
 pub use prometheus::{
-    expr, prom_duration, render_rule_tests, render_rules, slos, Slo, BURN_WINDOWS, JOB, RULE_WINDOW,
+    expr, prom_duration, render_rule_tests, render_rules, render_runbooks, slos, Slo, BURN_WINDOWS,
+    JOB, RULE_WINDOW,
 };
 pub use rules::{
     default_rules, set_threshold, AlertRule, Comparison, LabelMatch, Severity, Signal,

@@ -1,0 +1,173 @@
+//! The in-process evaluator and the real Alertmanager (Debian's `prometheus-alertmanager`):
+//! an LP disconnected through the admin API shows up as `LPDisconnected{lp=…}` only after its
+//! `for`, and is resolved after the LP reconnects; with Alertmanager started late, the alert
+//! still arrives.
+
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtx_testkit::{free_port, http_get, Alertmanager, Engine};
+
+const CONFIG: &str = r#"
+alert_eval_interval = "250ms"
+sim_order_rate = 0.0
+
+[alerts]
+window_secs = 10
+resend_interval_secs = 2
+
+[alerts.for_secs]
+LPDisconnected = 3
+
+[health]
+lp_interval_ms = 100
+"#;
+
+fn lp_alerts(am: SocketAddr) -> Vec<serde_json::Value> {
+    let path = "/api/v2/alerts?filter=alertname%3D%22LPDisconnected%22";
+    let Some((200, body)) = http_get(am, path) else {
+        return Vec::new();
+    };
+    serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap_or_default()
+}
+
+fn lmax_active(am: SocketAddr) -> bool {
+    lp_alerts(am)
+        .iter()
+        .any(|a| a["labels"]["lp"] == "LMAX" && a["status"]["state"] == "active")
+}
+
+fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn engine(am: SocketAddr) -> (Engine, std::path::PathBuf) {
+    let dir = rtx_testkit::scratch_dir("am-config");
+    let cfg = dir.join("rtx.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let engine = Engine::start(
+        env!("CARGO_BIN_EXE_rtx-engine"),
+        &[
+            ("RTX_CONFIG", cfg.to_str().unwrap()),
+            ("RTX_ADMIN_TOKEN", "t"),
+            ("RTX_ALERTMANAGER_URL", &format!("http://{am}")),
+        ],
+    );
+    wait_until(Duration::from_secs(10), "engine ready", || {
+        http_get_ok_200(&engine, "/ready")
+    });
+    // Let a few evaluations see every LP connected, so the disconnect starts a fresh `for`.
+    std::thread::sleep(Duration::from_secs(1));
+    (engine, dir)
+}
+
+fn http_get_ok_200(engine: &Engine, path: &str) -> bool {
+    http_get(engine.addr, path).is_some_and(|(s, _)| s == 200)
+}
+
+fn admin(engine: &Engine, action: &str) {
+    let r = reqwest::blocking::Client::new()
+        .post(engine.url(&format!("/admin/lps/LMAX/{action}")))
+        .bearer_auth("t")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
+    let am_addr = free_port();
+    let _am = Alertmanager::start(am_addr);
+    let (engine, dir) = engine(am_addr);
+    admin(&engine, "disconnect");
+    let disconnected = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !lmax_active(am_addr),
+        "LPDisconnected reached Alertmanager before its `for` of 3 s"
+    );
+    let (_, alerts) = http_get(engine.addr, "/alerts").unwrap();
+    let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    assert_eq!(alerts["active"][0]["state"], "pending", "{alerts}");
+    wait_until(
+        Duration::from_secs(15),
+        "LPDisconnected{lp=\"LMAX\"} active in Alertmanager",
+        || lmax_active(am_addr),
+    );
+    assert!(disconnected.elapsed() >= Duration::from_secs(3));
+    let fired = lp_alerts(am_addr)
+        .into_iter()
+        .find(|a| a["labels"]["lp"] == "LMAX")
+        .unwrap();
+    assert_eq!(fired["labels"]["severity"], "critical");
+    assert_eq!(fired["labels"]["service"], "rtx-engine");
+    assert!(fired["annotations"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("LMAX"));
+    let metrics = reqwest::blocking::get(engine.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        rtx_testkit::metric_sum(
+            &metrics,
+            "rtx_alerts_firing",
+            &[("alertname", "LPDisconnected")]
+        ),
+        1.0
+    );
+    assert!(
+        rtx_testkit::metric_sum(
+            &metrics,
+            "rtx_alertmanager_notifications_total",
+            &[("outcome", "success")]
+        ) >= 1.0
+    );
+
+    admin(&engine, "connect");
+    wait_until(
+        Duration::from_secs(15),
+        "LPDisconnected resolved in Alertmanager",
+        || !lmax_active(am_addr),
+    );
+    let (_, alerts) = http_get(engine.addr, "/alerts").unwrap();
+    let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    assert_eq!(alerts["history"][0]["state"], "resolved", "{alerts}");
+    assert_eq!(alerts["history"][1]["state"], "firing", "{alerts}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_alertmanager_started_late_still_receives_the_alert() {
+    let am_addr = free_port();
+    let (engine, dir) = engine(am_addr);
+    admin(&engine, "disconnect");
+    // Past the `for`: the engine is firing and failing to notify nobody-home.
+    std::thread::sleep(Duration::from_secs(5));
+    let metrics = reqwest::blocking::get(engine.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        rtx_testkit::metric_sum(
+            &metrics,
+            "rtx_alertmanager_notifications_total",
+            &[("outcome", "failure")]
+        ) >= 1.0
+    );
+    let _am = Alertmanager::start(am_addr);
+    wait_until(
+        Duration::from_secs(15),
+        "the alert reaching a late Alertmanager",
+        || lmax_active(am_addr),
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
