@@ -190,6 +190,8 @@ pub struct AlertsConfig {
     pub thresholds: std::collections::BTreeMap<String, f64>,
     /// `for` overrides by alert name, in seconds.
     pub for_secs: std::collections::BTreeMap<String, u64>,
+    /// PEM file of a private CA to trust for `https` Alertmanager URLs.
+    pub alertmanager_ca_file: Option<PathBuf>,
 }
 
 impl Default for AlertsConfig {
@@ -201,6 +203,7 @@ impl Default for AlertsConfig {
             alertmanager_bearer_token: None,
             thresholds: Default::default(),
             for_secs: Default::default(),
+            alertmanager_ca_file: None,
         }
     }
 }
@@ -572,6 +575,14 @@ impl Config {
                 .or(file.runtime_interval.clone()),
             30,
         )?;
+        if let Some(ca) = &file.alerts.alertmanager_ca_file {
+            if let Err(e) = std::fs::metadata(ca) {
+                return Err(ConfigError::Invalid {
+                    key: "alerts.alertmanager_ca_file",
+                    reason: format!("{}: {e}", ca.display()),
+                });
+            }
+        }
         let known: Vec<&str> = rtx_monitoring::alerts::default_rules()
             .iter()
             .map(|r| r.name)

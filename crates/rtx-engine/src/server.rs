@@ -130,6 +130,13 @@ fn alertmanager_config(
         ("instance".to_owned(), config.listen_addr.to_string()),
     ];
     am.runbook_base = RUNBOOK_BASE.to_owned();
+    am.ca_pem = config.alerts.alertmanager_ca_file.as_ref().and_then(|path| match std::fs::read(path) {
+        Ok(pem) => Some(pem),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read the Alertmanager CA file; using system roots only");
+            None
+        }
+    });
     Some(am)
 }
 

@@ -171,3 +171,142 @@ fn an_alertmanager_started_late_still_receives_the_alert() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Alertmanager behind TLS (a private CA) and basic auth, as the seed's "secure channels" ask:
+/// the engine's notifications are accepted with the right password and refused with a wrong one.
+#[test]
+fn alerts_reach_an_alertmanager_over_https_with_basic_auth() {
+    let dir = rtx_testkit::scratch_dir("am-tls");
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(rtx_testkit::tool("RTX_NO_OVERRIDE", program))
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // A private CA and a server certificate it signed for 127.0.0.1.
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=rtx-test-ca",
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let hash = run("htpasswd", &["-nbB", "rtx", "s3cret-pass"]);
+    let hash = hash.trim().split_once(':').unwrap().1.to_owned();
+    let web = format!("tls_server_config:\n  cert_file: {d}/cert.pem\n  key_file: {d}/key.pem\nbasic_auth_users:\n  rtx: \"{hash}\"\n", d = dir.display());
+    std::fs::write(dir.join("web.yml"), web).unwrap();
+    let am_addr = free_port();
+    let _am = Alertmanager::start_with_web_config(am_addr, &dir.join("web.yml"));
+
+    for (password, outcome) in [("s3cret-pass", "success"), ("wrong", "failure")] {
+        let cfg = dir.join(format!("rtx-{outcome}.toml"));
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &cfg,
+            CONFIG.replace(
+                "[alerts]\n",
+                &format!("[alerts]\nalertmanager_ca_file = \"{}\"\n", ca.display()),
+            ),
+        )
+        .unwrap();
+        let url = format!("https://rtx:{password}@{am_addr}");
+        let engine = Engine::start(
+            env!("CARGO_BIN_EXE_rtx-engine"),
+            &[
+                ("RTX_CONFIG", cfg.to_str().unwrap()),
+                ("RTX_ADMIN_TOKEN", "t"),
+                ("RTX_ALERTMANAGER_URL", &url),
+            ],
+        );
+        wait_until(Duration::from_secs(10), "engine ready", || {
+            http_get_ok_200(&engine, "/ready")
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        admin(&engine, "disconnect");
+        wait_until(
+            Duration::from_secs(20),
+            &format!("a notification with outcome {outcome}"),
+            || {
+                let metrics = reqwest::blocking::get(engine.url("/metrics"))
+                    .unwrap()
+                    .text()
+                    .unwrap();
+                rtx_testkit::metric_sum(
+                    &metrics,
+                    "rtx_alertmanager_notifications_total",
+                    &[("outcome", outcome)],
+                ) >= 1.0
+            },
+        );
+        let metrics = reqwest::blocking::get(engine.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap();
+        if outcome == "failure" {
+            assert_eq!(
+                rtx_testkit::metric_sum(
+                    &metrics,
+                    "rtx_alertmanager_notifications_total",
+                    &[("outcome", "success")]
+                ),
+                0.0,
+                "a wrong password is refused"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -520,6 +520,15 @@ impl Alertmanager {
     /// # Panics
     /// When the binary is missing or it is not ready within 20 s.
     pub fn start(addr: SocketAddr) -> Alertmanager {
+        Self::spawn(addr, None)
+    }
+
+    /// Starts one with a `--web.config.file` (TLS, basic auth) and waits until it listens.
+    pub fn start_with_web_config(addr: SocketAddr, web_config: &std::path::Path) -> Alertmanager {
+        Self::spawn(addr, Some(web_config))
+    }
+
+    fn spawn(addr: SocketAddr, web_config: Option<&std::path::Path>) -> Alertmanager {
         let binary = tool("RTX_ALERTMANAGER", "/usr/bin/prometheus-alertmanager");
         let dir = scratch_dir("alertmanager");
         let config = dir.join("alertmanager.yml");
@@ -528,7 +537,11 @@ impl Alertmanager {
             "route:\n  receiver: \"null\"\n  group_wait: 0s\nreceivers:\n  - name: \"null\"\n",
         )
         .expect("write config");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(web) = web_config {
+            command.arg(format!("--web.config.file={}", web.display()));
+        }
+        let child = command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
@@ -543,7 +556,15 @@ impl Alertmanager {
             url: format!("http://{addr}"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !http_get_ok(addr, "/-/ready") {
+        // Behind TLS the plain readiness probe cannot speak to it: wait for the port instead.
+        let ready = || {
+            if web_config.is_some() {
+                TcpStream::connect(addr).is_ok()
+            } else {
+                http_get_ok(addr, "/-/ready")
+            }
+        };
+        while !ready() {
             assert!(
                 Instant::now() < deadline,
                 "alertmanager not ready within 20 s"

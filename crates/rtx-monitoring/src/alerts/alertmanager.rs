@@ -52,6 +52,8 @@ pub struct AlertmanagerConfig {
     pub extra_labels: Vec<(String, String)>,
     /// Base of the runbook links.
     pub runbook_base: String,
+    /// PEM certificates to trust besides the system's (a private CA for `https` URLs).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl AlertmanagerConfig {
@@ -63,9 +65,8 @@ impl AlertmanagerConfig {
             resend_interval: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
             extra_labels: Vec::new(),
-            runbook_base:
-                "https://github.com/rtx-monitoring/rtx-monitoring/blob/main/docs/RUNBOOKS.md"
-                    .to_owned(),
+            runbook_base: "docs/RUNBOOKS.md".to_owned(),
+            ca_pem: None,
         }
     }
 }
@@ -104,6 +105,19 @@ fn payload(alerts: &[Alert], config: &AlertmanagerConfig, now_unix: f64) -> serd
     serde_json::Value::Array(items)
 }
 
+/// The HTTP client: rustls for `https` URLs, trusting the system's roots and `ca_pem`.
+fn client(config: &AlertmanagerConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().timeout(config.timeout);
+    if let Some(pem) = &config.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("bad CA certificate: {e}"))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 async fn post(
     client: &reqwest::Client,
     url: &str,
@@ -122,7 +136,17 @@ async fn post(
     match request.send().await {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("Alertmanager answered {}", r.status())),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            // reqwest's own message hides the cause (refused, TLS, timeout): show the chain.
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            Err(message)
+        }
     }
 }
 
@@ -135,7 +159,7 @@ pub async fn run(
     metrics: Option<SelfMetrics>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder().timeout(config.timeout).build() {
+    let client = match client(&config) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the Alertmanager client; notifications are off");
