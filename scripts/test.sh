@@ -12,6 +12,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,6 +28,8 @@ fi
 export RTX_PROMTOOL="${RTX_PROMTOOL:-$(command -v promtool)}"
 export RTX_PYTHON="${RTX_PYTHON:-/usr/bin/python3}"
 export RTX_ALERTMANAGER="${RTX_ALERTMANAGER:-/usr/bin/prometheus-alertmanager}"
+export RTX_AMTOOL="${RTX_AMTOOL:-/usr/bin/amtool}"
+export RTX_PROMETHEUS="${RTX_PROMETHEUS:-$(command -v prometheus)}"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

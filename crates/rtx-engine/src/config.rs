@@ -68,6 +68,10 @@ pub enum Command {
     RuleTests,
     /// Print the alert runbooks (`docs/RUNBOOKS.md`).
     Runbooks,
+    /// Print the Grafana dashboard JSON.
+    Dashboard,
+    /// Print the Kubernetes PrometheusRule (the rule file for Prometheus Operator).
+    PrometheusRule,
 }
 
 /// Settings given as flags or `RTX_*` variables (each overrides the file).

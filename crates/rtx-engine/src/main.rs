@@ -39,6 +39,11 @@ fn main() -> ExitCode {
             &server::alert_rules(&config),
             server::RUNBOOK_BASE,
         )),
+        Some(Command::Dashboard) => print(&format!(
+            "{:#}",
+            rtx_monitoring::dashboard::render_dashboard(&rtx_monitoring::dashboard::default_rows())
+        )),
+        Some(Command::PrometheusRule) => print(&server::prometheus_rule(&config)),
         Some(Command::Runbooks) => print(&rtx_monitoring::alerts::render_runbooks(
             &server::alert_rules(&config),
         )),

@@ -27,6 +27,7 @@
 
 pub mod alerts;
 pub mod catalogue;
+pub mod dashboard;
 #[cfg(feature = "tokio-runtime")]
 pub mod health;
 #[cfg(feature = "http")]

@@ -603,3 +603,70 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
         .unwrap_or_default();
     Some((status, body))
 }
+
+/// A real Prometheus (Debian's `prometheus`) on a loopback port scraping `targets` every second
+/// as job `rtx-engine`, evaluating `rule_file` if given; stopped and deleted when dropped.
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Prometheus {
+    /// Starts one and waits until it is ready.
+    ///
+    /// # Panics
+    /// When the binary is missing or it is not ready within 30 s.
+    pub fn start(targets: &[SocketAddr], rule_file: Option<&std::path::Path>) -> Prometheus {
+        let binary = tool("RTX_PROMETHEUS", "prometheus");
+        let dir = scratch_dir("prometheus");
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let rules = rule_file
+            .map(|r| format!("rule_files:\n  - {}\n", r.display()))
+            .unwrap_or_default();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rules}scrape_configs:\n  - job_name: rtx-engine\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("write config");
+        let addr = free_port();
+        let child = Command::new(binary)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Prometheus {
+            child,
+            dir,
+            url: format!("http://{addr}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http_get_ok(addr, "/-/ready") {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        prometheus
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
