@@ -70,6 +70,8 @@ pub enum Command {
     Runbooks,
     /// Print the Grafana dashboard JSON.
     Dashboard,
+    /// Print the metric catalogue (`docs/METRICS.md`).
+    MetricsDoc,
     /// Print the Kubernetes PrometheusRule (the rule file for Prometheus Operator).
     PrometheusRule,
 }

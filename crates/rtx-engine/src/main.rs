@@ -43,6 +43,19 @@ fn main() -> ExitCode {
             "{:#}",
             rtx_monitoring::dashboard::render_dashboard(&rtx_monitoring::dashboard::default_rows())
         )),
+        Some(Command::MetricsDoc) => {
+            let registry = rtx_monitoring::metrics::Registry::new();
+            match rtx_monitoring::catalogue::TradingMetrics::new(
+                &registry,
+                &server::catalogue_config(&config),
+            ) {
+                Ok(_) => print(&rtx_monitoring::catalogue::render_markdown(&registry)),
+                Err(e) => {
+                    eprintln!("rtx-engine: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::PrometheusRule) => print(&server::prometheus_rule(&config)),
         Some(Command::Runbooks) => print(&rtx_monitoring::alerts::render_runbooks(
             &server::alert_rules(&config),

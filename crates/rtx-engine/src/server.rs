@@ -48,7 +48,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-fn catalogue_config(config: &Config) -> CatalogueConfig {
+/// The catalogue settings of this configuration.
+pub fn catalogue_config(config: &Config) -> CatalogueConfig {
     CatalogueConfig {
         symbols: config.symbols.clone(),
         lps: config
@@ -87,6 +88,18 @@ pub fn alert_rules(config: &Config) -> Vec<rtx_monitoring::alerts::AlertRule> {
         }
     }
     rules
+}
+
+/// The `instance` label of the engine's own alerts: host name and listen port, which tells
+/// replicas apart (the pod name on Kubernetes) where the listen address (`0.0.0.0:7999`) would not.
+fn instance_label(config: &Config) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| config.listen_addr.ip().to_string());
+    format!("{host}:{}", config.listen_addr.port())
 }
 
 /// The rule file wrapped as a Prometheus Operator `PrometheusRule`.
@@ -141,7 +154,7 @@ fn alertmanager_config(
     am.resend_interval = std::time::Duration::from_secs(config.alerts.resend_interval_secs);
     am.extra_labels = vec![
         ("service".to_owned(), service_name.to_owned()),
-        ("instance".to_owned(), config.listen_addr.to_string()),
+        ("instance".to_owned(), instance_label(config)),
     ];
     am.runbook_base = RUNBOOK_BASE.to_owned();
     am.ca_pem = config.alerts.alertmanager_ca_file.as_ref().and_then(|path| match std::fs::read(path) {

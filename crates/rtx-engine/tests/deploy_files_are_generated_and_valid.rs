@@ -41,7 +41,7 @@ fn checked(program: &str, env_var: &str, args: &[&str]) {
 }
 
 #[test]
-fn the_dashboard_and_prometheus_rule_are_the_generated_ones() {
+fn the_dashboard_prometheus_rule_and_metric_catalogue_are_the_generated_ones() {
     for (subcommand, file) in [
         ("dashboard", "deploy/grafana/grafana_dashboard.json"),
         ("prometheus-rule", "deploy/kubernetes/prometheusrule.yaml"),
