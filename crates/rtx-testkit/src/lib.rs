@@ -161,14 +161,29 @@ impl Drop for Engine {
     }
 }
 
-/// A loopback address nobody listens on right now.
+/// A loopback address nobody listens on right now, never the same one twice in a process.
+///
+/// Asking the kernel for port 0 and releasing it races: two tests running at once can be handed
+/// the same just-released port, and then one engine talks to the other's. Ports here come from
+/// a per-process sequence (starting at an offset derived from the process id), each checked free.
 ///
 /// # Panics
-/// When no ephemeral port can be bound.
+/// When no port in the range is free.
 pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral loopback port")
+    use std::sync::atomic::AtomicU32;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 30_000;
+    let start = (std::process::id() * 7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + (start + n) % SPAN;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 /// The path of an external tool: `env_var` if set, else `default`.
