@@ -49,13 +49,11 @@ fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn engine(am: SocketAddr) -> (Engine, std::path::PathBuf) {
-    let dir = rtx_testkit::scratch_dir("am-config");
-    let cfg = dir.join("rtx.toml");
-    std::fs::write(&cfg, CONFIG).unwrap();
+    let (dir, cfg) = rtx_testkit::config_file("am-config", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[
-            ("RTX_CONFIG", cfg.to_str().unwrap()),
+            ("RTX_CONFIG", cfg.as_str()),
             ("RTX_ADMIN_TOKEN", "t"),
             ("RTX_ALERTMANAGER_URL", &format!("http://{am}")),
         ],

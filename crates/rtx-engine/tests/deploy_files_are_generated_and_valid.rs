@@ -15,16 +15,6 @@ fn repo(file: &str) -> PathBuf {
         .join(file)
 }
 
-fn generated(subcommand: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rtx-engine"))
-        .arg(subcommand)
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "rtx-engine {subcommand} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn checked(program: &str, env_var: &str, args: &[&str]) {
     let tool = rtx_testkit::tool(env_var, program);
     let out = Command::new(tool)
@@ -48,7 +38,7 @@ fn the_dashboard_prometheus_rule_and_metric_catalogue_are_the_generated_ones() {
     ] {
         let checked_in = std::fs::read_to_string(repo(file)).unwrap();
         assert!(
-            checked_in == generated(subcommand),
+            checked_in == rtx_testkit::engine_output(env!("CARGO_BIN_EXE_rtx-engine"), subcommand),
             "{file} is stale: run `cargo run -p rtx-engine -- {subcommand} > {file}`"
         );
     }

@@ -54,10 +54,7 @@ fn family_of(sample: &Sample, families: &[String]) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_is_exported_and_fed_within_a_minute() {
-    let dir = rtx_testkit::scratch_dir("live-config");
-    let config = dir.join("rtx.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let (dir, config) = rtx_testkit::config_file("live-config", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config), ("RTX_ADMIN_TOKEN", "live-test")],

@@ -121,10 +121,7 @@ async fn every_line_is_a_json_object_with_the_spec_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdout_nobody_reads_never_slows_orders_and_drops_are_counted_then_reported() {
-    let dir = rtx_testkit::scratch_dir("log-config");
-    let cfg = dir.join("rtx.toml");
-    std::fs::write(&cfg, "[logging]\nbuffer_bytes = 65536\n").unwrap();
-    let cfg = cfg.to_string_lossy().into_owned();
+    let (dir, cfg) = rtx_testkit::config_file("log-config", "[logging]\nbuffer_bytes = 65536\n");
     let mut engine =
         Engine::start_capturing(ENGINE, &[("RTX_SIM_ORDER_RATE", "0"), ("RTX_CONFIG", &cfg)]);
     let stdout = engine.take_stdout().unwrap();

@@ -14,16 +14,6 @@ fn deploy(file: &str) -> PathBuf {
         .join(file)
 }
 
-fn generated(subcommand: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rtx-engine"))
-        .arg(subcommand)
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "rtx-engine {subcommand} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn the_checked_in_rule_file_is_the_generated_one() {
     for (subcommand, file) in [
@@ -32,7 +22,7 @@ fn the_checked_in_rule_file_is_the_generated_one() {
     ] {
         let checked_in = std::fs::read_to_string(deploy(file)).unwrap();
         assert!(
-            checked_in == generated(subcommand),
+            checked_in == rtx_testkit::engine_output(env!("CARGO_BIN_EXE_rtx-engine"), subcommand),
             "deploy/prometheus/{file} is stale: run `cargo run -p rtx-engine -- {subcommand} > deploy/prometheus/{file}`"
         );
     }

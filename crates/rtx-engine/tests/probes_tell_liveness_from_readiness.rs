@@ -37,16 +37,9 @@ async fn wait_for(
     }
 }
 
-fn config(dir: &std::path::Path, text: &str) -> String {
-    let path = dir.join("rtx.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
-    let dir = rtx_testkit::scratch_dir("probe-config");
-    let cfg = config(&dir, "[health]\nlp_interval_ms = 100\n");
+    let (dir, cfg) = rtx_testkit::config_file("probe-config", "[health]\nlp_interval_ms = 100\n");
     let engine = Engine::start(
         ENGINE,
         &[
@@ -186,9 +179,8 @@ async fn probe_bodies_follow_the_spec_and_the_ietf_draft() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readiness_off_for_the_drain_while_orders_complete() {
-    let dir = rtx_testkit::scratch_dir("drain-config");
-    let cfg = config(
-        &dir,
+    let (dir, cfg) = rtx_testkit::config_file(
+        "drain-config",
         "[shutdown]\ndrain_delay_ms = 1500\ntimeout_ms = 8000\n\n[health]\nlp_interval_ms = 100\n",
     );
     let mut engine = Engine::start(ENGINE, &[("RTX_CONFIG", &cfg), ("RTX_SIM_ORDER_RATE", "0")]);

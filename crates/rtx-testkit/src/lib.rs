@@ -186,6 +186,36 @@ pub fn free_port() -> SocketAddr {
     panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
+/// Writes `toml` to `rtx.toml` in a fresh scratch directory; returns the directory (remove it
+/// when done) and the file's path, ready for `RTX_CONFIG`.
+///
+/// # Panics
+/// When the file cannot be written.
+pub fn config_file(label: &str, toml: &str) -> (PathBuf, String) {
+    let dir = scratch_dir(label);
+    let path = dir.join("rtx.toml");
+    std::fs::write(&path, toml).expect("write the engine's config file");
+    (dir, path.to_string_lossy().into_owned())
+}
+
+/// What `binary subcommand` prints, with an empty environment (the defaults).
+///
+/// # Panics
+/// When the subcommand fails.
+pub fn engine_output(binary: &str, subcommand: &str) -> String {
+    let out = Command::new(binary)
+        .arg(subcommand)
+        .env_clear()
+        .output()
+        .expect("run the engine");
+    assert!(
+        out.status.success(),
+        "rtx-engine {subcommand} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// The path of an external tool: `env_var` if set, else `default`.
 ///
 /// # Panics

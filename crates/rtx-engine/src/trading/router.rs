@@ -322,11 +322,9 @@ impl Router {
         result
     }
 
-    async fn submit_inner(&self, req: OrderRequest) -> Result<OrderRecord, SubmitError> {
-        let started = Instant::now();
-        let _in_flight = self.metrics.orders.in_flight();
-        let now = unix_now();
-        let mut record = OrderRecord {
+    /// A new order's record, `pending` until its outcome is known.
+    fn new_record(&self, req: &OrderRequest, now: f64) -> OrderRecord {
+        OrderRecord {
             id: uuid::Uuid::now_v7().to_string(),
             client_order_id: req.client_order_id.clone(),
             account_id: req.account.id.clone(),
@@ -342,7 +340,14 @@ impl Router {
             lp: None,
             created_at: rfc3339(now),
             latency_us: 0,
-        };
+        }
+    }
+
+    async fn submit_inner(&self, req: OrderRequest) -> Result<OrderRecord, SubmitError> {
+        let started = Instant::now();
+        let _in_flight = self.metrics.orders.in_flight();
+        let now = unix_now();
+        let mut record = self.new_record(&req, now);
         let quote = self
             .market
             .best(req.symbol, now, self.config.max_quote_age_secs);
@@ -725,23 +730,7 @@ impl Router {
                 reason: Some("stop-out".to_owned()),
                 reject: None,
             };
-            let record = OrderRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                client_order_id: req.client_order_id.clone(),
-                account_id: account.id.clone(),
-                symbol: self.market.instrument(symbol).name.to_string(),
-                side: side_name(req.side).to_owned(),
-                order_type: "market".to_owned(),
-                volume: req.volume,
-                price: None,
-                status: "pending".to_owned(),
-                reason: None,
-                route: None,
-                fill_price: None,
-                lp: None,
-                created_at: rfc3339(now),
-                latency_us: 0,
-            };
+            let record = self.new_record(&req, now);
             let _ = self.finish(req, record, exec, Instant::now(), true).await;
         }
         self.metrics.accounts.record_stopout();
