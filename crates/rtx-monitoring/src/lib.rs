@@ -35,6 +35,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod time;
+pub mod trace;
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,10 @@
+//! Distributed tracing: W3C Trace Context propagation (this module), and, as the tracing issue
+//! lands, spans and their OTLP export.
+//!
+//! Named `trace` rather than `tracing` so that it never shadows the `tracing` crate the rest of
+//! the library logs through. Owns trace identity and propagation; it must never fail a request:
+//! a malformed header starts a new trace.
+
+mod propagation;
+
+pub use propagation::{TraceParent, TraceState, FLAG_RANDOM, FLAG_SAMPLED};
