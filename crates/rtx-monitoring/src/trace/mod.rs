@@ -5,6 +5,15 @@
 //! the library logs through. Owns trace identity and propagation; it must never fail a request:
 //! a malformed header starts a new trace.
 
+#[cfg(feature = "otlp")]
+mod export;
 mod propagation;
+mod span;
 
+#[cfg(feature = "otlp")]
+pub use export::{OtlpConfig, OtlpExporter, BATCH};
 pub use propagation::{TraceParent, TraceState, FLAG_RANDOM, FLAG_SAMPLED};
+pub use span::{
+    current_sampled_ids, current_traceparent, AttributeValue, FinishedSpan, SpanKind, SpanLayer,
+    SpanSink,
+};

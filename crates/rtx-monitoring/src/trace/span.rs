@@ -1,0 +1,486 @@
+//! The span layer: gives every `tracing` span a W3C trace and span id (inheriting them from its
+//! parent span, or from a `traceparent` field on a root span), decides sampling once per trace
+//! (ParentBased(TraceIdRatio)), records attributes, events and status, and hands each sampled
+//! span to the exporter when it closes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use super::propagation::{TraceParent, FLAG_RANDOM, FLAG_SAMPLED};
+use crate::metrics::TraceIds;
+
+/// What kind of span, as OpenTelemetry has it (set with the `otel.kind` field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    /// Work inside the process.
+    Internal,
+    /// Serving a request.
+    Server,
+    /// Calling something else (a database, an LP).
+    Client,
+}
+
+/// An attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttributeValue {
+    /// Text.
+    Str(String),
+    /// Integer.
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+/// A finished span, ready for export.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinishedSpan {
+    /// Trace id.
+    pub trace_id: [u8; 16],
+    /// Span id.
+    pub span_id: [u8; 8],
+    /// Parent span id (absent for a root).
+    pub parent_span_id: Option<[u8; 8]>,
+    /// W3C flags (sampled, random).
+    pub flags: u8,
+    /// Name (`otel.name` when given, else the span's name).
+    pub name: String,
+    /// Kind.
+    pub kind: SpanKind,
+    /// Start, nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// End, nanoseconds since the Unix epoch.
+    pub end_unix_nanos: u64,
+    /// Attributes (tags).
+    pub attributes: Vec<(String, AttributeValue)>,
+    /// Events (span logs): time, message.
+    pub events: Vec<(u64, String)>,
+    /// Error message when the span failed (`otel.status_code = "ERROR"`, or an `error` field).
+    pub error: Option<String>,
+}
+
+/// Receives finished spans; must not block.
+pub trait SpanSink: Send + Sync + 'static {
+    /// Takes one finished, sampled span.
+    fn push(&self, span: FinishedSpan);
+}
+
+/// Per-span state kept in the span's extensions.
+struct SpanState {
+    span: FinishedSpan,
+    sampled: bool,
+}
+
+/// Most events kept per span; more are counted in the attribute `events.dropped`.
+const MAX_EVENTS: usize = 32;
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The layer. Build it with [`SpanLayer::new`] and install it beside the log layer.
+pub struct SpanLayer {
+    sink: Option<Arc<dyn SpanSink>>,
+    /// Traces whose id maps below this are sampled (ratio × 2^64).
+    threshold: u64,
+    spans_started: AtomicU64,
+}
+
+impl std::fmt::Debug for SpanLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanLayer")
+            .field("export", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpanLayer {
+    /// A layer sampling root traces at `ratio` (0.0–1.0) and handing sampled spans to `sink`
+    /// (`None`: ids are still assigned, for logs and exemplars, but nothing is exported).
+    pub fn new(ratio: f64, sink: Option<Arc<dyn SpanSink>>) -> Self {
+        let ratio = ratio.clamp(0.0, 1.0);
+        let threshold = if ratio >= 1.0 {
+            u64::MAX
+        } else {
+            (ratio * u64::MAX as f64) as u64
+        };
+        Self {
+            sink,
+            threshold,
+            spans_started: AtomicU64::new(0),
+        }
+    }
+
+    /// TraceIdRatio: the decision depends only on the trace id, so every service that samples
+    /// at the same ratio agrees.
+    fn sample_root(&self, trace_id: &[u8; 16]) -> bool {
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&trace_id[8..]);
+        self.threshold == u64::MAX || u64::from_be_bytes(low) < self.threshold
+    }
+}
+
+struct FieldCollector<'a> {
+    attributes: &'a mut Vec<(String, AttributeValue)>,
+    kind: Option<SpanKind>,
+    name: Option<String>,
+    traceparent: Option<String>,
+    error: Option<String>,
+}
+
+impl FieldCollector<'_> {
+    fn put(&mut self, field: &Field, value: AttributeValue) {
+        match (field.name(), &value) {
+            ("otel.kind", AttributeValue::Str(k)) => {
+                self.kind = Some(match k.to_ascii_lowercase().as_str() {
+                    "server" => SpanKind::Server,
+                    "client" => SpanKind::Client,
+                    _ => SpanKind::Internal,
+                })
+            }
+            ("otel.name", AttributeValue::Str(n)) => self.name = Some(n.clone()),
+            ("traceparent", AttributeValue::Str(t)) => self.traceparent = Some(t.clone()),
+            ("otel.status_code", AttributeValue::Str(s)) if s.eq_ignore_ascii_case("error") => {
+                self.error.get_or_insert_with(|| "error".to_owned());
+            }
+            ("error" | "otel.status_message", AttributeValue::Str(e)) => {
+                self.error = Some(e.clone())
+            }
+            _ => {
+                if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| k == field.name()) {
+                    slot.1 = value;
+                } else {
+                    self.attributes.push((field.name().to_owned(), value));
+                }
+            }
+        }
+    }
+}
+
+impl Visit for FieldCollector<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, AttributeValue::Str(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, AttributeValue::Int(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(
+            field,
+            AttributeValue::Int(i64::try_from(value).unwrap_or(i64::MAX)),
+        );
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, AttributeValue::Float(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, AttributeValue::Bool(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field, AttributeValue::Str(format!("{value:?}")));
+    }
+}
+
+struct MessageCollector(String);
+
+impl Visit for MessageCollector {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_owned();
+        }
+    }
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    let mut rng = rand::thread_rng();
+    loop {
+        let mut bytes = [0u8; N];
+        rng.fill(&mut bytes[..]);
+        if bytes != [0u8; N] {
+            return bytes;
+        }
+    }
+}
+
+impl<S> Layer<S> for SpanLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut attributes = Vec::new();
+        let mut fields = FieldCollector {
+            attributes: &mut attributes,
+            kind: None,
+            name: None,
+            traceparent: None,
+            error: None,
+        };
+        attrs.record(&mut fields);
+        let local_parent = span.parent().and_then(|p| {
+            p.extensions()
+                .get::<SpanState>()
+                .map(|s| (s.span.trace_id, s.span.span_id, s.span.flags, s.sampled))
+        });
+        // A malformed traceparent is never an error: the span starts a new trace.
+        let remote = fields.traceparent.as_deref().and_then(TraceParent::parse);
+        let (trace_id, parent_span_id, flags, sampled) = match (local_parent, remote) {
+            (Some((t, p, f, s)), _) => (t, Some(p), f, s),
+            (None, Some(r)) => (r.trace_id, Some(r.parent_id), r.flags, r.sampled()),
+            (None, None) => {
+                let trace_id = random_nonzero::<16>();
+                let sampled = self.sample_root(&trace_id);
+                (
+                    trace_id,
+                    None,
+                    FLAG_RANDOM | if sampled { FLAG_SAMPLED } else { 0 },
+                    sampled,
+                )
+            }
+        };
+        self.spans_started.fetch_add(1, Ordering::Relaxed);
+        let span_id = random_nonzero::<8>();
+        let finished = FinishedSpan {
+            trace_id,
+            span_id,
+            parent_span_id,
+            flags,
+            name: fields.name.take().unwrap_or_else(|| span.name().to_owned()),
+            kind: fields.kind.unwrap_or(SpanKind::Internal),
+            start_unix_nanos: now_nanos(),
+            end_unix_nanos: 0,
+            error: fields.error.take(),
+            attributes,
+            events: Vec::new(),
+        };
+        let mut extensions = span.extensions_mut();
+        extensions.insert(TraceIds { trace_id, span_id });
+        extensions.insert(SpanState {
+            span: finished,
+            sampled,
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(state) = extensions.get_mut::<SpanState>() else {
+            return;
+        };
+        let mut fields = FieldCollector {
+            attributes: &mut state.span.attributes,
+            kind: None,
+            name: None,
+            traceparent: None,
+            error: None,
+        };
+        values.record(&mut fields);
+        if let Some(kind) = fields.kind {
+            state.span.kind = kind;
+        }
+        if let Some(name) = fields.name.take() {
+            state.span.name = name;
+        }
+        if let Some(error) = fields.error.take() {
+            state.span.error = Some(error);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        let Some(state) = extensions.get_mut::<SpanState>() else {
+            return;
+        };
+        if !state.sampled {
+            return;
+        }
+        if state.span.events.len() >= MAX_EVENTS {
+            return;
+        }
+        let mut message = MessageCollector(String::new());
+        event.record(&mut message);
+        state.span.events.push((now_nanos(), message.0));
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(sink) = &self.sink else { return };
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+            return;
+        };
+        if state.sampled {
+            state.span.end_unix_nanos = now_nanos();
+            sink.push(state.span);
+        }
+    }
+}
+
+/// The ids of the current span when it is sampled: what histograms attach as exemplars.
+pub fn current_sampled_ids() -> Option<TraceIds> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            let extensions = span.extensions();
+            let state = extensions.get::<SpanState>()?;
+            state.sampled.then(|| TraceIds {
+                trace_id: state.span.trace_id,
+                span_id: state.span.span_id,
+            })
+        })
+        .flatten()
+}
+
+/// The `traceparent` of the current span, to put on an outgoing call.
+pub fn current_traceparent() -> Option<String> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            let extensions = span.extensions();
+            let state = extensions.get::<SpanState>()?;
+            Some(
+                TraceParent {
+                    trace_id: state.span.trace_id,
+                    parent_id: state.span.span_id,
+                    flags: state.span.flags,
+                }
+                .to_string(),
+            )
+        })
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<FinishedSpan>>);
+
+    impl SpanSink for Collect {
+        fn push(&self, span: FinishedSpan) {
+            self.0.lock().unwrap().push(span);
+        }
+    }
+
+    fn run(ratio: f64, f: impl FnOnce()) -> Vec<FinishedSpan> {
+        let sink = Arc::new(Collect::default());
+        let subscriber = tracing_subscriber::registry().with(SpanLayer::new(
+            ratio,
+            Some(sink.clone() as Arc<dyn SpanSink>),
+        ));
+        tracing::subscriber::with_default(subscriber, f);
+        let spans = sink.0.lock().unwrap().clone();
+        spans
+    }
+
+    #[test]
+    fn children_join_the_callers_trace_through_traceparent() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03";
+        let spans = run(1.0, || {
+            let server = tracing::info_span!(
+                "HTTP",
+                otel.kind = "server",
+                traceparent = header,
+                http.route = "/api/orders"
+            );
+            let _s = server.enter();
+            let order = tracing::info_span!("order.execute", order.id = tracing::field::Empty);
+            order.record("order.id", "o-1");
+            let _o = order.enter();
+            assert!(
+                current_sampled_ids().is_some(),
+                "exemplars see the sampled span"
+            );
+            assert!(current_traceparent()
+                .unwrap()
+                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+            tracing::warn!("risk check slow");
+        });
+        let server = spans.iter().find(|s| s.name == "HTTP").unwrap();
+        let order = spans.iter().find(|s| s.name == "order.execute").unwrap();
+        assert_eq!(
+            server.trace_id,
+            *b"\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36"
+        );
+        assert_eq!(
+            server.parent_span_id,
+            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+        );
+        assert_eq!(server.flags, 0x03, "the random flag is kept");
+        assert_eq!(server.kind, SpanKind::Server);
+        assert_eq!(order.trace_id, server.trace_id);
+        assert_eq!(order.parent_span_id, Some(server.span_id));
+        assert!(order
+            .attributes
+            .contains(&("order.id".to_owned(), AttributeValue::Str("o-1".to_owned()))));
+        assert_eq!(order.events.len(), 1);
+    }
+
+    #[test]
+    fn a_malformed_traceparent_starts_a_new_sampled_trace() {
+        let spans = run(1.0, || {
+            let _s = tracing::info_span!("HTTP", traceparent = "00-zz-nonsense-01").entered();
+        });
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].parent_span_id, None);
+        assert_eq!(spans[0].flags, FLAG_SAMPLED | FLAG_RANDOM);
+    }
+
+    #[test]
+    fn ratio_zero_exports_nothing_and_unsampled_parents_are_respected() {
+        assert!(run(0.0, || {
+            let _s = tracing::info_span!("root").entered();
+        })
+        .is_empty());
+        let spans = run(1.0, || {
+            let _s = tracing::info_span!(
+                "HTTP",
+                traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+            )
+            .entered();
+            let _c = tracing::info_span!("child").entered();
+        });
+        assert!(
+            spans.is_empty(),
+            "ParentBased: an unsampled caller is not sampled here"
+        );
+    }
+
+    #[test]
+    fn sampling_at_a_ratio_is_close_to_it() {
+        let spans = run(0.25, || {
+            for _ in 0..4000 {
+                let _s = tracing::info_span!("root").entered();
+            }
+        });
+        assert!(
+            (800..1200).contains(&spans.len()),
+            "{} of 4000 sampled at 0.25",
+            spans.len()
+        );
+    }
+}
