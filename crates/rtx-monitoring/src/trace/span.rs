@@ -343,7 +343,7 @@ pub fn current_sampled_ids() -> Option<TraceIds> {
             let span = registry.span(id)?;
             let extensions = span.extensions();
             let state = extensions.get::<SpanState>()?;
-            state.sampled.then(|| TraceIds {
+            state.sampled.then_some(TraceIds {
                 trace_id: state.span.trace_id,
                 span_id: state.span.span_id,
             })
