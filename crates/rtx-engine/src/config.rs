@@ -124,6 +124,12 @@ pub struct Settings {
     /// Runtime collector interval, e.g. `30s` [default: 30s].
     #[arg(long, env = "RTX_RUNTIME_INTERVAL", global = true)]
     pub runtime_interval: Option<String>,
+    /// OTLP/HTTP base URL for spans, e.g. `http://127.0.0.1:4318` [default: unset, no export].
+    #[arg(long, env = "RTX_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Root sampling ratio, 0.0–1.0 [default: 1.0].
+    #[arg(long, env = "RTX_TRACE_SAMPLE_RATIO", global = true)]
+    pub trace_sample_ratio: Option<f64>,
     /// Log filter, `info` or `info,rtx_engine=debug` [default: info].
     #[arg(long, env = "RTX_LOG_LEVEL", global = true)]
     pub log_level: Option<String>,
@@ -303,6 +309,8 @@ struct FileConfig {
     #[serde(default)]
     logging: LoggingConfig,
     alertmanager_url: Option<String>,
+    otlp_endpoint: Option<String>,
+    trace_sample_ratio: Option<f64>,
     alert_eval_interval: Option<String>,
     runtime_interval: Option<String>,
     #[serde(default)]
@@ -421,6 +429,10 @@ pub struct Config {
     pub runtime_interval: Duration,
     /// Alerting.
     pub alerts: AlertsConfig,
+    /// OTLP/HTTP base URL; `None`: spans get ids (for logs, exemplars) but are not exported.
+    pub otlp_endpoint: Option<String>,
+    /// Root sampling ratio.
+    pub trace_sample_ratio: f64,
 }
 
 /// The default database: an SQLite file under `./data/`, created at start.
@@ -543,6 +555,30 @@ impl Config {
             });
         }
         check_trading(&file.trading)?;
+        let otlp_endpoint = settings
+            .otlp_endpoint
+            .clone()
+            .or(file.otlp_endpoint.clone())
+            .filter(|e| !e.is_empty());
+        if let Some(bad) = otlp_endpoint
+            .as_ref()
+            .filter(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid {
+                key: "otlp_endpoint",
+                reason: format!("`{bad}` must start with http:// or https://"),
+            });
+        }
+        let trace_sample_ratio = settings
+            .trace_sample_ratio
+            .or(file.trace_sample_ratio)
+            .unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&trace_sample_ratio) {
+            return Err(ConfigError::Invalid {
+                key: "trace_sample_ratio",
+                reason: format!("{trace_sample_ratio} is not between 0.0 and 1.0"),
+            });
+        }
         let alertmanager_urls: Vec<DatabaseUrl> = settings
             .alertmanager_url
             .clone()
@@ -690,6 +726,8 @@ impl Config {
             alert_eval_interval,
             runtime_interval,
             alerts: file.alerts,
+            otlp_endpoint,
+            trace_sample_ratio,
             listen_addr,
             service_name: settings
                 .service_name

@@ -330,12 +330,43 @@ pub async fn serve(config: Config, logging: LogConfig) -> Result<(), ServeError>
         Registry::disabled()
     };
     let metrics = TradingMetrics::new(&registry, &catalogue_config(&config))?;
-    let log_guard = rtx_monitoring::logging::try_init(logging, Some(metrics.monitoring.clone()))?;
+    // Spans get W3C ids whether or not they are exported: logs and exemplars carry them.
+    let (exporter_stop, exporter_stopped) = watch::channel(false);
+    let exporter = config.otlp_endpoint.as_ref().map(|endpoint| {
+        let otlp = rtx_monitoring::trace::OtlpConfig::new(
+            endpoint,
+            &config.service_name,
+            &config.service_version,
+        );
+        rtx_monitoring::trace::OtlpExporter::new(
+            otlp,
+            metrics.monitoring.spans_exported.clone(),
+            metrics.monitoring.spans_dropped.clone(),
+        )
+    });
+    let sink = exporter
+        .clone()
+        .map(|e| e as Arc<dyn rtx_monitoring::trace::SpanSink>);
+    let spans = rtx_monitoring::trace::SpanLayer::new(config.trace_sample_ratio, sink);
+    let log_guard =
+        rtx_monitoring::logging::try_init_with(logging, Some(metrics.monitoring.clone()), spans)?;
+    rtx_monitoring::metrics::set_exemplar_source(rtx_monitoring::trace::current_sampled_ids);
+    let exporter_task = exporter.map(|e| {
+        tracing::info!(
+            endpoint = config.otlp_endpoint.as_deref().unwrap_or(""),
+            "exporting spans over OTLP/HTTP"
+        );
+        tokio::spawn(e.run(exporter_stopped, std::time::Duration::from_secs(3)))
+    });
     let result = run(config, registry, metrics, started).await;
     if let Err(e) = &result {
         rtx_monitoring::fatal!(error = %e, "rtx-engine stopped on an error");
     }
-    // Everything logged before and during shutdown reaches stdout before the process exits.
+    // Spans queued before shutdown are flushed (bounded), then every log line.
+    let _ = exporter_stop.send(true);
+    if let Some(task) = exporter_task {
+        let _ = task.await;
+    }
     log_guard.flush(std::time::Duration::from_secs(5));
     result
 }

@@ -129,6 +129,7 @@ pub struct AccountRow {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    system: &'static str,
     writer: mpsc::Sender<Batch>,
     queries: Queries,
     db: DbMetrics,
@@ -236,12 +237,19 @@ impl Store {
         };
         let (writer, batches) = mpsc::channel(4096);
         tokio::spawn(write_loop(pool.clone(), batches, queries.clone(), !sqlite));
+        let system = if sqlite { "sqlite" } else { "postgresql" };
         Ok(Store {
             pool,
+            system,
             writer,
             queries,
             db,
         })
+    }
+
+    /// `db.system` of the OpenTelemetry conventions: `sqlite` or `postgresql`.
+    pub fn system(&self) -> &'static str {
+        self.system
     }
 
     /// Commits `writes` in the next batch and waits for the commit.

@@ -315,7 +315,17 @@ impl Router {
             return Err(SubmitError::ShuttingDown);
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = self.submit_inner(req).await;
+        let span = tracing::info_span!(
+            "order.execute",
+            order.id = tracing::field::Empty,
+            order.symbol = %self.market.instrument(req.symbol).name,
+            order.type = %req.order_type,
+            order.side = side_name(req.side),
+            order.route = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let result = tracing::Instrument::instrument(self.submit_inner(req), span).await;
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.send_modify(|n| *n += 1);
         }
@@ -348,6 +358,7 @@ impl Router {
         let _in_flight = self.metrics.orders.in_flight();
         let now = unix_now();
         let mut record = self.new_record(&req, now);
+        tracing::Span::current().record("order.id", record.id.as_str());
         let quote = self
             .market
             .best(req.symbol, now, self.config.max_quote_age_secs);
@@ -473,7 +484,25 @@ impl Router {
                     );
                 };
                 let lp_name = Some(lp.name().to_owned());
-                match lp.execute(req.symbol, req.side == Side::Buy).await {
+                let lp_span = tracing::info_span!(
+                    "lp.request",
+                    otel.kind = "client",
+                    lp.name = lp.name(),
+                    lp.operation = "order",
+                    lp.protocol = "FIX",
+                    lp.traceparent = tracing::field::Empty,
+                );
+                // The simulated session has no wire to carry it on; recording the header it
+                // would send shows what a real session puts on its order message.
+                if let Some(tp) = lp_span.in_scope(rtx_monitoring::trace::current_traceparent) {
+                    lp_span.record("lp.traceparent", tp.as_str());
+                }
+                match tracing::Instrument::instrument(
+                    lp.execute(req.symbol, req.side == Side::Buy),
+                    lp_span,
+                )
+                .await
+                {
                     Ok(price) => {
                         let pip = self.market.instrument(req.symbol).pip;
                         let slippage = if req.side == Side::Buy {
@@ -546,6 +575,15 @@ impl Router {
         record.status = outcome_status(exec.outcome).to_owned();
         record.reason = exec.reason;
         record.route = Some(exec.route.to_string());
+        let current = tracing::Span::current();
+        current.record("order.route", exec.route.to_string().as_str());
+        if exec.outcome == Outcome::Error {
+            current.record("otel.status_code", "ERROR");
+            current.record(
+                "error",
+                record.reason.as_deref().unwrap_or("execution failed"),
+            );
+        }
         record.lp = exec.lp;
         record.fill_price = exec.price.filter(|_| exec.outcome == Outcome::Filled);
         let mut writes = Vec::with_capacity(3);
@@ -593,7 +631,14 @@ impl Router {
                 Write::UpdateOrder(record.clone())
             },
         );
-        if let Err(e) = self.store.write(writes).await {
+        let db_span = tracing::info_span!(
+            "db.query",
+            otel.kind = "client",
+            db.system = self.store.system(),
+            db.operation.name = if new { "INSERT" } else { "UPDATE" },
+            db.collection.name = "orders",
+        );
+        if let Err(e) = tracing::Instrument::instrument(self.store.write(writes), db_span).await {
             if let Some((before, after, signed, realized)) = undo {
                 self.undo_fill(&req, before, after, signed, realized);
             }

@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 
 use crate::catalogue::{ApiMetrics, HttpMethod, UNMATCHED_ROUTE};
 use crate::metrics::exposition::parse_header_list;
+use crate::metrics::LabelValue;
 use crate::metrics::{Format, Registry};
 
 /// Serves a registry at `/metrics`.
@@ -292,10 +293,33 @@ pub async fn track_requests(
         Some(path) => path.as_str().to_owned().into(),
         None => UNMATCHED_ROUTE.into(),
     };
+    // The HTTP server span (OpenTelemetry HTTP conventions). A `traceparent` from the caller
+    // makes it a child of the caller's span; a malformed one starts a new trace, never an error.
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!(
+        "HTTP",
+        otel.kind = "server",
+        otel.name = %format_args!("{} {}", method.as_str(), route),
+        traceparent,
+        http.request.method = method.as_str(),
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     let _in_flight = api.in_flight();
     let start = Instant::now();
-    let response = next.run(request).await;
-    api.record_request(method, &route, response.status().as_u16(), start.elapsed());
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    // Recorded inside the span, so the duration histogram's exemplar names this request.
+    span.in_scope(|| api.record_request(method, &route, status, start.elapsed()));
     response
 }
 

@@ -1,0 +1,264 @@
+//! Spans reach an OTLP/HTTP receiver that decodes them with the official OpenTelemetry protobuf
+//! definitions: `POST /api/orders` with a `traceparent` yields the server span as a child of the
+//! caller's span, `order.execute` below it and `db.query`/`lp.request` below that, all in the
+//! caller's trace; exemplars in an OpenMetrics scrape name traces the receiver got; a malformed
+//! `traceparent` never fails a request; an unreachable collector leaves orders fast and counts
+//! the dropped spans.
+
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
+use prost::Message;
+use rtx_testkit::{free_port, metric_sum, Engine};
+
+const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// A minimal OTLP/HTTP receiver on a real socket: HTTP/1.1 with keep-alive, bodies decoded as
+/// `ExportTraceServiceRequest`.
+fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
+    let addr = free_port();
+    let listener = TcpListener::bind(addr).unwrap();
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let store = Arc::clone(&spans);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    assert!(
+                        line.starts_with("POST /v1/traces "),
+                        "unexpected request {line}"
+                    );
+                    let request = ExportTraceServiceRequest::decode(body.as_slice())
+                        .expect("a valid OTLP protobuf body");
+                    for rs in request.resource_spans {
+                        let service = rs
+                            .resource
+                            .unwrap()
+                            .attributes
+                            .iter()
+                            .any(|a| a.key == "service.name");
+                        assert!(service, "service.name resource attribute");
+                        for ss in rs.scope_spans {
+                            store.lock().unwrap().extend(ss.spans);
+                        }
+                    }
+                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (addr, spans)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn post_order(engine: &Engine, account: &str, traceparent: Option<&str>) -> serde_json::Value {
+    let mut request = reqwest::blocking::Client::new()
+        .post(engine.url("/api/orders"))
+        .body(format!(
+            r#"{{"account_id":"{account}","symbol":"EURUSD","side":"buy","volume":0.01}}"#
+        ));
+    if let Some(tp) = traceparent {
+        request = request.header("traceparent", tp);
+    }
+    let response = request.send().unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().unwrap()
+}
+
+#[test]
+fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
+    let (otlp, spans) = receiver();
+    let engine = Engine::start(
+        ENGINE,
+        &[
+            ("RTX_OTLP_ENDPOINT", &format!("http://{otlp}")),
+            ("RTX_SIM_ORDER_RATE", "0"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500)); // first quotes
+                                                    // demo-1 is A-book: its order goes to an LP.
+    let order = post_order(
+        &engine,
+        "demo-1",
+        Some(&format!("00-{TRACE}-{CALLER_SPAN}-01")),
+    );
+    assert!(
+        ["filled", "rejected", "error"].contains(&order["status"].as_str().unwrap()),
+        "{order}"
+    );
+    // A malformed header starts a new trace and never fails the request.
+    post_order(&engine, "demo-5", Some("00-NOT-A-TRACEPARENT-01"));
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (server, execute, db, lp) = loop {
+        let all = spans.lock().unwrap().clone();
+        let ours: Vec<Span> = all
+            .into_iter()
+            .filter(|s| hex(&s.trace_id) == TRACE)
+            .collect();
+        let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
+        if let (Some(a), Some(b), Some(c), Some(d)) = (
+            find("POST /api/orders"),
+            find("order.execute"),
+            find("db.query"),
+            find("lp.request"),
+        ) {
+            break (a, b, c, d);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans of trace {TRACE} received: {:?}",
+            ours.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        hex(&server.parent_span_id),
+        CALLER_SPAN,
+        "the server span is the caller's child"
+    );
+    assert_eq!(server.kind, SpanKind::Server as i32);
+    let attr = |s: &Span, key: &str| {
+        s.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.clone())
+            .map(|v| format!("{:?}", v.value.unwrap()))
+    };
+    assert!(attr(&server, "http.route").unwrap().contains("/api/orders"));
+    assert!(attr(&server, "http.response.status_code")
+        .unwrap()
+        .contains("201"));
+    assert_eq!(
+        execute.parent_span_id, server.span_id,
+        "order.execute under the server span"
+    );
+    assert!(attr(&execute, "order.id")
+        .unwrap()
+        .contains(order["id"].as_str().unwrap()));
+    assert_eq!(
+        db.parent_span_id, execute.span_id,
+        "db.query under order.execute"
+    );
+    assert_eq!(db.kind, SpanKind::Client as i32);
+    assert!(attr(&db, "db.system").unwrap().contains("sqlite"));
+    assert_eq!(
+        lp.parent_span_id, execute.span_id,
+        "lp.request under order.execute"
+    );
+    assert!(
+        attr(&lp, "lp.traceparent").unwrap().contains(TRACE),
+        "the LP request carries the trace"
+    );
+
+    // Exemplars in an OpenMetrics scrape name traces the receiver got.
+    let om = reqwest::blocking::Client::new()
+        .get(engine.url("/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let exemplar_traces: Vec<&str> = om
+        .lines()
+        .filter(|l| {
+            l.starts_with("rtx_order_execution_latency_seconds_bucket") && l.contains("trace_id=\"")
+        })
+        .filter_map(|l| l.split("trace_id=\"").nth(1).and_then(|r| r.get(..32)))
+        .collect();
+    assert!(
+        !exemplar_traces.is_empty(),
+        "no exemplar on the order latency histogram"
+    );
+    let received: Vec<String> = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| hex(&s.trace_id))
+        .collect();
+    for t in exemplar_traces {
+        assert!(
+            received.iter().any(|r| r == t),
+            "exemplar trace {t} was never exported"
+        );
+    }
+    let metrics = reqwest::blocking::get(engine.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metric_sum(&metrics, "rtx_spans_exported_total", &[]) >= 4.0);
+}
+
+#[test]
+fn an_unreachable_collector_never_slows_orders_and_drops_are_counted() {
+    let dead = free_port(); // nothing listens here
+    let engine = Engine::start(
+        ENGINE,
+        &[
+            ("RTX_OTLP_ENDPOINT", &format!("http://{dead}")),
+            ("RTX_SIM_ORDER_RATE", "0"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slowest = Duration::ZERO;
+    for i in 0..100 {
+        let t = Instant::now();
+        post_order(&engine, &format!("demo-{}", 4 + i % 7), None);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "an order took {slowest:?} with the collector down"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::blocking::get(engine.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap();
+        if metric_sum(&metrics, "rtx_spans_dropped_total", &[]) >= 100.0 {
+            assert_eq!(metric_sum(&metrics, "rtx_spans_exported_total", &[]), 0.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "dropped spans not counted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
