@@ -404,21 +404,28 @@ impl Router {
     }
 
     /// Risk checks and execution; touches no account state.
-    async fn execute(&self, req: &OrderRequest, quote: Option<Quote>) -> Execution {
-        let route = self.route_for(&req.account, req.volume);
+    /// Pre-trade risk checks: a quote, the volume limit, the symbol's exposure limit, and free
+    /// margin (unless the order only reduces a position). The quote to execute at, or the
+    /// rejection.
+    fn risk_check(
+        &self,
+        req: &OrderRequest,
+        quote: Option<Quote>,
+        route: Route,
+    ) -> Result<Quote, Execution> {
         let Some(quote) = quote else {
-            return Execution::rejected(
+            return Err(Execution::rejected(
                 route,
                 RejectReason::NoQuote,
                 "no current quote for the symbol".to_owned(),
-            );
+            ));
         };
         if req.volume > self.config.max_order_lots {
-            return Execution::rejected(
+            return Err(Execution::rejected(
                 route,
                 RejectReason::MaxVolume,
                 self.volume_reason(req.volume),
-            );
+            ));
         }
         let now = unix_now();
         let signed = if req.side == Side::Buy {
@@ -431,14 +438,14 @@ impl Router {
             + signed;
         let exposure = notional_usd(&self.market, req.symbol, net_after.abs(), now);
         if exposure > self.config.max_net_exposure_usd {
-            return Execution::rejected(
+            return Err(Execution::rejected(
                 route,
                 RejectReason::ExposureLimit,
                 format!(
                     "net exposure would reach {exposure:.0} USD, above the limit of {:.0}",
                     self.config.max_net_exposure_usd
                 ),
-            );
+            ));
         }
         let required =
             notional_usd(&self.market, req.symbol, req.volume, now) / self.config.leverage;
@@ -455,12 +462,29 @@ impl Router {
                 .is_some_and(|p| p.lots * signed < 0.0 && p.lots.abs() >= req.volume)
         };
         if !reduces && required > free {
-            return Execution::rejected(
+            return Err(Execution::rejected(
                 route,
                 RejectReason::InsufficientMargin,
                 format!("required margin {required:.2} USD exceeds free margin {free:.2} USD"),
-            );
+            ));
         }
+        Ok(quote)
+    }
+
+    async fn execute(&self, req: &OrderRequest, quote: Option<Quote>) -> Execution {
+        let route = self.route_for(&req.account, req.volume);
+        let risk = tracing::info_span!("risk.check", risk.outcome = tracing::field::Empty);
+        let quote = match risk.in_scope(|| self.risk_check(req, quote, route)) {
+            Ok(quote) => {
+                risk.record("risk.outcome", "passed");
+                quote
+            }
+            Err(rejection) => {
+                risk.record("risk.outcome", "rejected");
+                return rejection;
+            }
+        };
+        let now = unix_now();
         let quoted = if req.side == Side::Buy {
             quote.ask
         } else {
