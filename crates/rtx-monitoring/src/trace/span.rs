@@ -3,7 +3,6 @@
 //! (ParentBased(TraceIdRatio)), records attributes, events and status, and hands each sampled
 //! span to the exporter when it closes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -75,10 +74,29 @@ pub trait SpanSink: Send + Sync + 'static {
     fn push(&self, span: FinishedSpan);
 }
 
-/// Per-span state kept in the span's extensions.
+/// Per-span state kept in the span's extensions; `span` only for sampled spans.
 struct SpanState {
-    span: FinishedSpan,
-    sampled: bool,
+    ids: TraceIds,
+    flags: u8,
+    span: Option<FinishedSpan>,
+}
+
+impl SpanState {
+    fn sampled(&self) -> bool {
+        self.flags & FLAG_SAMPLED != 0
+    }
+}
+
+/// Finds the `traceparent` field of a root span without collecting anything else.
+struct TraceparentFinder(Option<String>);
+
+impl Visit for TraceparentFinder {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "traceparent" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
 }
 
 /// Most events kept per span; more are counted in the attribute `events.dropped`.
@@ -95,7 +113,6 @@ pub struct SpanLayer {
     sink: Option<Arc<dyn SpanSink>>,
     /// Traces whose id maps below this are sampled (ratio × 2^64).
     threshold: u64,
-    spans_started: AtomicU64,
 }
 
 impl std::fmt::Debug for SpanLayer {
@@ -116,11 +133,7 @@ impl SpanLayer {
         } else {
             (ratio * u64::MAX as f64) as u64
         };
-        Self {
-            sink,
-            threshold,
-            spans_started: AtomicU64::new(0),
-        }
+        Self { sink, threshold }
     }
 
     /// TraceIdRatio: the decision depends only on the trace id, so every service that samples
@@ -208,15 +221,22 @@ impl Visit for MessageCollector {
     }
 }
 
+thread_local! {
+    /// Ids need uniqueness, not secrecy: a fast generator per thread, seeded from the OS.
+    static IDS: std::cell::RefCell<rand::rngs::SmallRng> = std::cell::RefCell::new(rand::SeedableRng::from_entropy());
+}
+
 fn random_nonzero<const N: usize>() -> [u8; N] {
-    let mut rng = rand::thread_rng();
-    loop {
-        let mut bytes = [0u8; N];
-        rng.fill(&mut bytes[..]);
-        if bytes != [0u8; N] {
-            return bytes;
+    IDS.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        loop {
+            let mut bytes = [0u8; N];
+            rng.fill(&mut bytes[..]);
+            if bytes != [0u8; N] {
+                return bytes;
+            }
         }
-    }
+    })
 }
 
 impl<S> Layer<S> for SpanLayer
@@ -225,67 +245,81 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut attributes = Vec::new();
-        let mut fields = FieldCollector {
-            attributes: &mut attributes,
-            kind: None,
-            name: None,
-            traceparent: None,
-            error: None,
-        };
-        attrs.record(&mut fields);
         let local_parent = span.parent().and_then(|p| {
             p.extensions()
                 .get::<SpanState>()
-                .map(|s| (s.span.trace_id, s.span.span_id, s.span.flags, s.sampled))
+                .map(|s| (s.ids.trace_id, s.ids.span_id, s.flags, s.sampled()))
         });
-        // A malformed traceparent is never an error: the span starts a new trace.
-        let remote = fields.traceparent.as_deref().and_then(TraceParent::parse);
-        let (trace_id, parent_span_id, flags, sampled) = match (local_parent, remote) {
-            (Some((t, p, f, s)), _) => (t, Some(p), f, s),
-            (None, Some(r)) => (r.trace_id, Some(r.parent_id), r.flags, r.sampled()),
-            (None, None) => {
-                let trace_id = random_nonzero::<16>();
-                let sampled = self.sample_root(&trace_id);
-                (
-                    trace_id,
-                    None,
-                    FLAG_RANDOM | if sampled { FLAG_SAMPLED } else { 0 },
-                    sampled,
-                )
+        let (trace_id, parent_span_id, flags) = match local_parent {
+            Some((t, p, f, _)) => (t, Some(p), f),
+            None => {
+                // Only a root span looks for a remote parent. A malformed traceparent is never
+                // an error: the span starts a new trace.
+                let mut finder = TraceparentFinder(None);
+                attrs.record(&mut finder);
+                match finder.0.as_deref().and_then(TraceParent::parse) {
+                    Some(r) => (r.trace_id, Some(r.parent_id), r.flags),
+                    None => {
+                        let trace_id = random_nonzero::<16>();
+                        let sampled = if self.sample_root(&trace_id) {
+                            FLAG_SAMPLED
+                        } else {
+                            0
+                        };
+                        (trace_id, None, FLAG_RANDOM | sampled)
+                    }
+                }
             }
         };
-        self.spans_started.fetch_add(1, Ordering::Relaxed);
-        let span_id = random_nonzero::<8>();
-        let finished = FinishedSpan {
+        let ids = TraceIds {
             trace_id,
-            span_id,
-            parent_span_id,
-            flags,
-            name: fields.name.take().unwrap_or_else(|| span.name().to_owned()),
-            kind: fields.kind.unwrap_or(SpanKind::Internal),
-            start_unix_nanos: now_nanos(),
-            end_unix_nanos: 0,
-            error: fields.error.take(),
-            attributes,
-            events: Vec::new(),
+            span_id: random_nonzero::<8>(),
         };
+        // Unsampled spans keep their ids (for logs) and nothing else: no attributes, no clock.
+        let finished = (flags & FLAG_SAMPLED != 0).then(|| {
+            let mut attributes = Vec::new();
+            let mut fields = FieldCollector {
+                attributes: &mut attributes,
+                kind: None,
+                name: None,
+                traceparent: None,
+                error: None,
+            };
+            attrs.record(&mut fields);
+            FinishedSpan {
+                trace_id,
+                span_id: ids.span_id,
+                parent_span_id,
+                flags,
+                name: fields.name.take().unwrap_or_else(|| span.name().to_owned()),
+                kind: fields.kind.unwrap_or(SpanKind::Internal),
+                start_unix_nanos: now_nanos(),
+                end_unix_nanos: 0,
+                error: fields.error.take(),
+                attributes,
+                events: Vec::new(),
+            }
+        });
         let mut extensions = span.extensions_mut();
-        extensions.insert(TraceIds { trace_id, span_id });
+        extensions.insert(ids);
         extensions.insert(SpanState {
+            ids,
+            flags,
             span: finished,
-            sampled,
         });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        let Some(state) = extensions.get_mut::<SpanState>() else {
+        let Some(finished) = extensions
+            .get_mut::<SpanState>()
+            .and_then(|s| s.span.as_mut())
+        else {
             return;
         };
         let mut fields = FieldCollector {
-            attributes: &mut state.span.attributes,
+            attributes: &mut finished.attributes,
             kind: None,
             name: None,
             traceparent: None,
@@ -293,13 +327,13 @@ where
         };
         values.record(&mut fields);
         if let Some(kind) = fields.kind {
-            state.span.kind = kind;
+            finished.kind = kind;
         }
         if let Some(name) = fields.name.take() {
-            state.span.name = name;
+            finished.name = name;
         }
         if let Some(error) = fields.error.take() {
-            state.span.error = Some(error);
+            finished.error = Some(error);
         }
     }
 
@@ -308,67 +342,63 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        let Some(state) = extensions.get_mut::<SpanState>() else {
+        let Some(finished) = extensions
+            .get_mut::<SpanState>()
+            .and_then(|s| s.span.as_mut())
+        else {
             return;
         };
-        if !state.sampled {
-            return;
-        }
-        if state.span.events.len() >= MAX_EVENTS {
+        if finished.events.len() >= MAX_EVENTS {
             return;
         }
         let mut message = MessageCollector(String::new());
         event.record(&mut message);
-        state.span.events.push((now_nanos(), message.0));
+        finished.events.push((now_nanos(), message.0));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(sink) = &self.sink else { return };
         let Some(span) = ctx.span(&id) else { return };
-        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+        let Some(mut finished) = span
+            .extensions_mut()
+            .remove::<SpanState>()
+            .and_then(|s| s.span)
+        else {
             return;
         };
-        if state.sampled {
-            state.span.end_unix_nanos = now_nanos();
-            sink.push(state.span);
-        }
+        finished.end_unix_nanos = now_nanos();
+        sink.push(finished);
     }
+}
+
+fn with_current_state<T>(f: impl FnOnce(&SpanState) -> Option<T>) -> Option<T> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            let extensions = span.extensions();
+            f(extensions.get::<SpanState>()?)
+        })
+        .flatten()
 }
 
 /// The ids of the current span when it is sampled: what histograms attach as exemplars.
 pub fn current_sampled_ids() -> Option<TraceIds> {
-    tracing::Span::current()
-        .with_subscriber(|(id, dispatch)| {
-            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-            let span = registry.span(id)?;
-            let extensions = span.extensions();
-            let state = extensions.get::<SpanState>()?;
-            state.sampled.then_some(TraceIds {
-                trace_id: state.span.trace_id,
-                span_id: state.span.span_id,
-            })
-        })
-        .flatten()
+    with_current_state(|state| state.sampled().then_some(state.ids))
 }
 
 /// The `traceparent` of the current span, to put on an outgoing call.
 pub fn current_traceparent() -> Option<String> {
-    tracing::Span::current()
-        .with_subscriber(|(id, dispatch)| {
-            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-            let span = registry.span(id)?;
-            let extensions = span.extensions();
-            let state = extensions.get::<SpanState>()?;
-            Some(
-                TraceParent {
-                    trace_id: state.span.trace_id,
-                    parent_id: state.span.span_id,
-                    flags: state.span.flags,
-                }
-                .to_string(),
-            )
-        })
-        .flatten()
+    with_current_state(|state| {
+        Some(
+            TraceParent {
+                trace_id: state.ids.trace_id,
+                parent_id: state.ids.span_id,
+                flags: state.flags,
+            }
+            .to_string(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,101 @@
+//! One span: start, three attributes, end, sampled and handed to a discarding exporter. Ours
+//! (a `tracing` span through `SpanLayer`), the OpenTelemetry SDK used directly with its simple
+//! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus our unsampled span.
+//! Run with `cargo bench -p rtx-monitoring --bench tracing`.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use rtx_monitoring::trace::{FinishedSpan, SpanLayer, SpanSink};
+use tracing_subscriber::layer::SubscriberExt;
+
+#[derive(Debug)]
+struct DiscardOtel;
+
+impl SpanExporter for DiscardOtel {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+struct DiscardOurs;
+
+impl SpanSink for DiscardOurs {
+    fn push(&self, span: FinishedSpan) {
+        black_box(span);
+    }
+}
+
+fn span_with_three_attributes() {
+    let span = tracing::info_span!(
+        "order.execute",
+        order.symbol = "EURUSD",
+        order.side = "buy",
+        order.volume = 0.1
+    );
+    let _entered = span.enter();
+}
+
+fn spans(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span_start_3_attributes_end");
+    let ours = tracing_subscriber::registry().with(SpanLayer::new(
+        1.0,
+        Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>),
+    ));
+    tracing::subscriber::with_default(ours, || {
+        group.bench_function("rtx-monitoring SpanLayer, sampled", |b| {
+            b.iter(span_with_three_attributes)
+        });
+    });
+    let unsampled = tracing_subscriber::registry().with(SpanLayer::new(
+        0.0,
+        Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>),
+    ));
+    tracing::subscriber::with_default(unsampled, || {
+        group.bench_function("rtx-monitoring SpanLayer, unsampled", |b| {
+            b.iter(span_with_three_attributes)
+        });
+    });
+
+    // The floor of any `tracing`-based design: the registry alone, no layer.
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        group.bench_function("tracing registry alone (no layer), for scale", |b| {
+            b.iter(span_with_three_attributes)
+        });
+    });
+
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(DiscardOtel)
+        .build();
+    let tracer = provider.tracer("bench");
+    group.bench_function("opentelemetry SDK, simple processor", |b| {
+        b.iter(|| {
+            let mut span = tracer.start("order.execute");
+            span.set_attribute(KeyValue::new("order.symbol", "EURUSD"));
+            span.set_attribute(KeyValue::new("order.side", "buy"));
+            span.set_attribute(KeyValue::new("order.volume", 0.1));
+            span.end();
+        })
+    });
+
+    let layered = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench-tracing")));
+    tracing::subscriber::with_default(layered, || {
+        group.bench_function("tracing + tracing-opentelemetry", |b| {
+            b.iter(span_with_three_attributes)
+        });
+    });
+    group.finish();
+    let _ = provider.shutdown();
+}
+
+criterion_group!(benches, spans);
+criterion_main!(benches);
