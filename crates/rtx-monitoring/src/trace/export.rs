@@ -120,11 +120,11 @@ fn to_proto(s: FinishedSpan) -> Span {
         span_id: s.span_id.to_vec(),
         parent_span_id: s.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
         flags: u32::from(s.flags) | 0x100, // low byte: W3C flags; bit 8: "has remote/local info" known
-        name: s.name,
+        name: s.name.into_owned(),
         kind: kind as i32,
         start_time_unix_nano: s.start_unix_nanos,
         end_time_unix_nano: s.end_unix_nanos,
-        attributes: s.attributes.into_iter().map(|(k, v)| kv(&k, v)).collect(),
+        attributes: s.attributes.into_iter().map(|(k, v)| kv(k, v)).collect(),
         events: s
             .events
             .into_iter()
@@ -284,14 +284,11 @@ mod tests {
             span_id: [2; 8],
             parent_span_id: Some([3; 8]),
             flags: 1,
-            name: name.to_owned(),
+            name: name.to_owned().into(),
             kind: SpanKind::Server,
             start_unix_nanos: 1,
             end_unix_nanos: 2,
-            attributes: vec![(
-                "http.route".to_owned(),
-                AttributeValue::Str("/api/orders".to_owned()),
-            )],
+            attributes: vec![("http.route", AttributeValue::Str("/api/orders".to_owned()))],
             events: vec![],
             error: Some("boom".to_owned()),
         }

@@ -53,7 +53,7 @@ pub struct FinishedSpan {
     /// W3C flags (sampled, random).
     pub flags: u8,
     /// Name (`otel.name` when given, else the span's name).
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// Kind.
     pub kind: SpanKind,
     /// Start, nanoseconds since the Unix epoch.
@@ -61,7 +61,8 @@ pub struct FinishedSpan {
     /// End, nanoseconds since the Unix epoch.
     pub end_unix_nanos: u64,
     /// Attributes (tags).
-    pub attributes: Vec<(String, AttributeValue)>,
+    /// Keys are the span's field names, which `tracing` makes `'static`: no allocation per key.
+    pub attributes: Vec<(&'static str, AttributeValue)>,
     /// Events (span logs): time, message.
     pub events: Vec<(u64, String)>,
     /// Error message when the span failed (`otel.status_code = "ERROR"`, or an `error` field).
@@ -146,7 +147,7 @@ impl SpanLayer {
 }
 
 struct FieldCollector<'a> {
-    attributes: &'a mut Vec<(String, AttributeValue)>,
+    attributes: &'a mut Vec<(&'static str, AttributeValue)>,
     kind: Option<SpanKind>,
     name: Option<String>,
     traceparent: Option<String>,
@@ -172,10 +173,10 @@ impl FieldCollector<'_> {
                 self.error = Some(e.clone())
             }
             _ => {
-                if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| k == field.name()) {
+                if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| *k == field.name()) {
                     slot.1 = value;
                 } else {
-                    self.attributes.push((field.name().to_owned(), value));
+                    self.attributes.push((field.name(), value));
                 }
             }
         }
@@ -277,7 +278,7 @@ where
         };
         // Unsampled spans keep their ids (for logs) and nothing else: no attributes, no clock.
         let finished = (flags & FLAG_SAMPLED != 0).then(|| {
-            let mut attributes = Vec::new();
+            let mut attributes = Vec::with_capacity(attrs.metadata().fields().len());
             let mut fields = FieldCollector {
                 attributes: &mut attributes,
                 kind: None,
@@ -291,7 +292,10 @@ where
                 span_id: ids.span_id,
                 parent_span_id,
                 flags,
-                name: fields.name.take().unwrap_or_else(|| span.name().to_owned()),
+                name: fields.name.take().map_or(
+                    std::borrow::Cow::Borrowed(span.name()),
+                    std::borrow::Cow::Owned,
+                ),
                 kind: fields.kind.unwrap_or(SpanKind::Internal),
                 start_unix_nanos: now_nanos(),
                 end_unix_nanos: 0,
@@ -330,7 +334,7 @@ where
             finished.kind = kind;
         }
         if let Some(name) = fields.name.take() {
-            finished.name = name;
+            finished.name = name.into();
         }
         if let Some(error) = fields.error.take() {
             finished.error = Some(error);
@@ -466,7 +470,7 @@ mod tests {
         assert_eq!(order.parent_span_id, Some(server.span_id));
         assert!(order
             .attributes
-            .contains(&("order.id".to_owned(), AttributeValue::Str("o-1".to_owned()))));
+            .contains(&("order.id", AttributeValue::Str("o-1".to_owned()))));
         assert_eq!(order.events.len(), 1);
     }
 
