@@ -397,6 +397,7 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 pub struct PgCluster {
     child: Child,
     dir: PathBuf,
+    port: u16,
     /// `postgres://…` URL of its `postgres` database.
     pub url: String,
 }
@@ -472,11 +473,23 @@ impl PgCluster {
             String::from_utf8_lossy(&init.stderr)
         );
         let port = free_port().port();
-        let child = pg_command("postgres")
+        let child = Self::spawn_server(&dir, port);
+        let cluster = PgCluster {
+            child,
+            dir,
+            port,
+            url: format!("postgres://rtx@127.0.0.1:{port}/postgres"),
+        };
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
+        pg_command("postgres")
             .arg("-D")
-            .arg(&data)
+            .arg(dir.join("data"))
             .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
+            .arg(dir)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -488,21 +501,19 @@ impl PgCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start postgres");
-        let cluster = PgCluster {
-            child,
-            dir,
-            url: format!("postgres://rtx@127.0.0.1:{port}/postgres"),
-        };
+            .expect("start postgres")
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ready = Command::new(pg_bin("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "rtx"])
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "rtx"])
                 .stdout(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
-                break;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -510,7 +521,23 @@ impl PgCluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        cluster
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected), keeping its data.
+    pub fn stop(&mut self) {
+        let _ = pg_command("pg_ctl")
+            .args(["stop", "-m", "fast", "-D"])
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same port and data; waits until it is ready.
+    pub fn resume(&mut self) {
+        self.child = Self::spawn_server(&self.dir, self.port);
+        self.wait_ready();
     }
 }
 
