@@ -1,6 +1,7 @@
 //! Platform families: the API, the database, the runtime and build, and the monitoring layer's
 //! own health (alerts, logs, spans, health checks).
 
+#[cfg(feature = "tokio-runtime")]
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
