@@ -222,3 +222,66 @@ async fn events_logged_just_before_sigterm_all_appear() {
     }
     assert!(text.contains("stopped cleanly"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_probe_or_alerts_body_shows_a_credential() {
+    let engine = Engine::start(
+        ENGINE,
+        &[
+            ("RTX_METRICS_TOKEN", "probe-metrics-s3cret"),
+            ("RTX_ADMIN_TOKEN", "probe-admin-s3cret"),
+            (
+                "RTX_ALERTMANAGER_URL",
+                "http://am-user:am-pass-s3cret@127.0.0.1:9",
+            ),
+        ],
+    );
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for path in ["/health", "/ready", "/alerts"] {
+        for accept in ["application/json", "application/health+json"] {
+            let body = http
+                .get(engine.url(path))
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            for secret in [
+                "probe-metrics-s3cret",
+                "probe-admin-s3cret",
+                "am-pass-s3cret",
+            ] {
+                assert!(!body.contains(secret), "{path} shows {secret}: {body}");
+            }
+        }
+    }
+    // An oversized traceparent is malformed, which starts a new trace: never an error. A header
+    // block past the HTTP server's limit is refused with 431. Either way the engine serves on.
+    for size in [200 * 1024, 2 * 1024 * 1024] {
+        let huge = "x".repeat(size);
+        let answer = http
+            .get(engine.url("/api/orders"))
+            .header("traceparent", huge)
+            .send()
+            .await;
+        if let Ok(r) = answer {
+            assert!(
+                matches!(r.status().as_u16(), 200 | 431),
+                "{size}-byte traceparent: {}",
+                r.status()
+            );
+        }
+    }
+    assert_eq!(
+        http.get(engine.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still serving"
+    );
+}

@@ -262,3 +262,51 @@ fn an_unreachable_collector_never_slows_orders_and_drops_are_counted() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_slow_collector_never_slows_orders_and_the_queue_stays_bounded() {
+    // A collector that takes 3 s to answer each export.
+    let addr = free_port();
+    let listener = TcpListener::bind(addr).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(3));
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    let engine = Engine::start(
+        ENGINE,
+        &[
+            ("RTX_OTLP_ENDPOINT", &format!("http://{addr}")),
+            ("RTX_SIM_ORDER_RATE", "0"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..300 {
+        let t = Instant::now();
+        post_order(&engine, &format!("demo-{}", 4 + i % 7), None);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "an order took {slowest:?} behind a slow collector"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let metrics = reqwest::blocking::get(engine.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let rss = metric_sum(&metrics, "process_resident_memory_bytes", &[]);
+    assert!(rss < 200e6, "resident memory {rss} behind a slow collector");
+}
