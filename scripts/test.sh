@@ -12,6 +12,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 

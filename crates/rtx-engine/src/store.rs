@@ -4,6 +4,7 @@
 //! acknowledged only after the transaction holding it has committed, and under load many
 //! orders share one commit instead of paying one fsync each.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtx_monitoring::catalogue::{DbMetrics, DbOutcome, DbQueryMetrics};
@@ -99,6 +100,9 @@ pub enum Write {
     UpdateOrder(OrderRecord),
     /// A fill.
     Fill(FillRecord),
+    /// A write that changes nothing, to find out whether writes go through again after a
+    /// failed commit (readiness must be able to recover without an order to prove it).
+    Probe,
     /// Realized P&L added to an account's balance. A delta, not the new balance, so that
     /// concurrent fills commute whatever order their batches commit in.
     BalanceDelta {
@@ -125,11 +129,19 @@ pub struct AccountRow {
     pub balance: f64,
 }
 
+/// Whether the latest commit failed, and why: a database that answers reads but cannot take
+/// writes (locked, read-only, full) is not ready for orders.
+#[derive(Debug, Default)]
+struct CommitHealth {
+    failing: std::sync::Mutex<Option<String>>,
+}
+
 /// The database.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
     system: &'static str,
+    commits: Arc<CommitHealth>,
     writer: mpsc::Sender<Batch>,
     queries: Queries,
     db: DbMetrics,
@@ -236,11 +248,19 @@ impl Store {
             ping: db.query("ping", "none"),
         };
         let (writer, batches) = mpsc::channel(4096);
-        tokio::spawn(write_loop(pool.clone(), batches, queries.clone(), !sqlite));
+        let commits = Arc::new(CommitHealth::default());
+        tokio::spawn(write_loop(
+            pool.clone(),
+            batches,
+            queries.clone(),
+            !sqlite,
+            Arc::clone(&commits),
+        ));
         let system = if sqlite { "sqlite" } else { "postgresql" };
         Ok(Store {
             pool,
             system,
+            commits,
             writer,
             queries,
             db,
@@ -411,7 +431,22 @@ impl Store {
     /// # Errors
     /// When the database does not answer.
     pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let failing = self
+            .commits
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let start = Instant::now();
+        if let Some(error) = failing {
+            // Reads may work while writes do not: prove a write before reporting ready again.
+            return match self.write(vec![Write::Probe]).await {
+                Ok(()) => Ok(start.elapsed()),
+                Err(now) => Err(StoreError::Query(format!(
+                    "commits are failing: {now} (before: {error})"
+                ))),
+            };
+        }
         timed(
             &self.queries.ping,
             sqlx::query("SELECT 1").execute(&self.pool),
@@ -481,6 +516,7 @@ async fn write_loop(
     mut batches: mpsc::Receiver<Batch>,
     queries: Queries,
     nullable_rebind: bool,
+    commits: Arc<CommitHealth>,
 ) {
     let mut seq: Option<i64> = None;
     while let Some(first) = batches.recv().await {
@@ -511,6 +547,11 @@ async fn write_loop(
         if result.is_ok() {
             seq = Some(next_seq);
         }
+        *commits
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            result.as_ref().err().map(ToString::to_string);
         for batch in group {
             let _ = batch.ack.send(result.clone());
         }
@@ -569,6 +610,16 @@ async fn commit(
                         .bind(f.price)
                         .bind(f.ts)
                         .execute(&mut *tx),
+                )
+                .await?;
+            }
+            Write::Probe => {
+                timed(
+                    &q.update_balance,
+                    sqlx::query(
+                        "UPDATE accounts SET balance = balance WHERE id = '__rtx_write_probe__'",
+                    )
+                    .execute(&mut *tx),
                 )
                 .await?;
             }

@@ -131,3 +131,117 @@ fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// SQLite locked by another process (as a backup tool or a stray `sqlite3` shell would): the
+/// order waits out the busy timeout and is refused 503, readiness turns 503 because commits fail,
+/// and when the lock goes the engine takes orders again, having stored exactly the acknowledged.
+#[test]
+fn a_locked_sqlite_database_is_answered_503_and_readiness_follows_it() {
+    use std::io::Write;
+    let (dir, cfg) = rtx_testkit::config_file(
+        "db-lock",
+        "[health]\ninterval_ms = 200\ntimeout_ms = 1000\n",
+    );
+    let engine = Engine::start(
+        env!("CARGO_BIN_EXE_rtx-engine"),
+        &[("RTX_CONFIG", &cfg), ("RTX_SIM_ORDER_RATE", "0")],
+    );
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let status = |path: &str| {
+        http.get(engine.url(path))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    wait_for("readiness", Duration::from_secs(10), || {
+        status("/ready") == 200
+    });
+    let order = |i: usize| {
+        let body = format!(
+            r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"sell","volume":0.01}}"#,
+            4 + i % 7
+        );
+        let r = http
+            .post(engine.url("/api/orders"))
+            .body(body)
+            .send()
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json::<serde_json::Value>().unwrap())
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..5 {
+        let (code, body) = order(i);
+        assert_eq!(code, 201, "{body}");
+        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+    }
+
+    let sqlite3 = rtx_testkit::tool("RTX_SQLITE3", "sqlite3");
+    let mut lock = std::process::Command::new(sqlite3)
+        .arg(engine.dir.join("data/rtx-engine.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    lock.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"BEGIN EXCLUSIVE;\nSELECT 1;\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, body) = order(100);
+    assert_eq!(
+        code, 503,
+        "an order that cannot be committed is refused: {body}"
+    );
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    wait_for(
+        "/ready 503 while commits fail",
+        Duration::from_secs(10),
+        || status("/ready") == 503,
+    );
+    assert_eq!(status("/health"), 200);
+
+    lock.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"ROLLBACK;\n.quit\n")
+        .unwrap();
+    let _ = lock.wait();
+    let (code, body) = order(200);
+    assert_eq!(
+        code, 201,
+        "orders are taken again once the lock is gone: {body}"
+    );
+    acknowledged.push(body["id"].as_str().unwrap().to_owned());
+    wait_for("/ready 200 again", Duration::from_secs(10), || {
+        status("/ready") == 200
+    });
+
+    let engine = engine.restart();
+    wait_for("restarted engine ready", Duration::from_secs(10), || {
+        http.get(engine.url("/ready"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let stored: Vec<serde_json::Value> = http
+        .get(engine.url("/api/orders?limit=1000"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut stored: Vec<String> = stored
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    acknowledged.sort();
+    assert_eq!(
+        stored, acknowledged,
+        "exactly the acknowledged orders are stored"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
