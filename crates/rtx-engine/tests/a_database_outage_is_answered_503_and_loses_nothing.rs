@@ -17,6 +17,68 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+fn client(timeout_secs: u64) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .build()
+        .unwrap()
+}
+
+fn status(http: &reqwest::blocking::Client, engine: &Engine, path: &str) -> u16 {
+    http.get(engine.url(path))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// One market order from a retail account: its status code and body.
+fn order(
+    http: &reqwest::blocking::Client,
+    engine: &Engine,
+    side: &str,
+    i: usize,
+) -> (u16, serde_json::Value) {
+    let body = format!(
+        r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"{side}","volume":0.01}}"#,
+        4 + i % 7
+    );
+    let r = http
+        .post(engine.url("/api/orders"))
+        .body(body)
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json::<serde_json::Value>().unwrap())
+}
+
+/// Restarts the engine on its database and checks it holds exactly the acknowledged orders.
+fn assert_restart_holds_exactly(
+    engine: Engine,
+    http: &reqwest::blocking::Client,
+    mut acknowledged: Vec<String>,
+) {
+    let engine = engine.restart();
+    wait_for("restarted engine ready", Duration::from_secs(10), || {
+        status(http, &engine, "/ready") == 200
+    });
+    let stored: Vec<serde_json::Value> = http
+        .get(engine.url("/api/orders?limit=1000"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut stored: Vec<String> = stored
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    acknowledged.sort();
+    assert_eq!(
+        stored, acknowledged,
+        "the database holds every acknowledged order and nothing else"
+    );
+}
+
 #[test]
 fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
     let mut pg = PgCluster::start();
@@ -32,32 +94,12 @@ fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
             ("RTX_SIM_ORDER_RATE", "0"),
         ],
     );
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap();
-    let status = |path: &str| {
-        http.get(engine.url(path))
-            .send()
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
+    let http = client(15);
+    let status = |path: &str| status(&http, &engine, path);
     wait_for("readiness", Duration::from_secs(10), || {
         status("/ready") == 200
     });
-    let order = |i: usize| {
-        let body = format!(
-            r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"buy","volume":0.01}}"#,
-            4 + i % 7
-        );
-        let r = http
-            .post(engine.url("/api/orders"))
-            .body(body)
-            .send()
-            .unwrap();
-        let code = r.status().as_u16();
-        (code, r.json::<serde_json::Value>().unwrap())
-    };
+    let order = |i: usize| order(&http, &engine, "buy", i);
     let mut acknowledged = Vec::new();
     for i in 0..20 {
         let (code, body) = order(i);
@@ -107,28 +149,7 @@ fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
     }
 
     // Restart on the same database: exactly the acknowledged orders are there.
-    let engine = engine.restart();
-    wait_for("restarted engine ready", Duration::from_secs(10), || {
-        http.get(engine.url("/ready"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-    });
-    let stored: Vec<serde_json::Value> = http
-        .get(engine.url("/api/orders?limit=1000"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let mut stored: Vec<String> = stored
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_owned())
-        .collect();
-    stored.sort();
-    acknowledged.sort();
-    assert_eq!(
-        stored, acknowledged,
-        "the database holds every acknowledged order and nothing else"
-    );
+    assert_restart_holds_exactly(engine, &http, acknowledged);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -146,32 +167,12 @@ fn a_locked_sqlite_database_is_answered_503_and_readiness_follows_it() {
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &cfg), ("RTX_SIM_ORDER_RATE", "0")],
     );
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let status = |path: &str| {
-        http.get(engine.url(path))
-            .send()
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
+    let http = client(20);
+    let status = |path: &str| status(&http, &engine, path);
     wait_for("readiness", Duration::from_secs(10), || {
         status("/ready") == 200
     });
-    let order = |i: usize| {
-        let body = format!(
-            r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"sell","volume":0.01}}"#,
-            4 + i % 7
-        );
-        let r = http
-            .post(engine.url("/api/orders"))
-            .body(body)
-            .send()
-            .unwrap();
-        let code = r.status().as_u16();
-        (code, r.json::<serde_json::Value>().unwrap())
-    };
+    let order = |i: usize| order(&http, &engine, "sell", i);
     let mut acknowledged = Vec::new();
     for i in 0..5 {
         let (code, body) = order(i);
@@ -221,27 +222,6 @@ fn a_locked_sqlite_database_is_answered_503_and_readiness_follows_it() {
         status("/ready") == 200
     });
 
-    let engine = engine.restart();
-    wait_for("restarted engine ready", Duration::from_secs(10), || {
-        http.get(engine.url("/ready"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-    });
-    let stored: Vec<serde_json::Value> = http
-        .get(engine.url("/api/orders?limit=1000"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let mut stored: Vec<String> = stored
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_owned())
-        .collect();
-    stored.sort();
-    acknowledged.sort();
-    assert_eq!(
-        stored, acknowledged,
-        "exactly the acknowledged orders are stored"
-    );
+    assert_restart_holds_exactly(engine, &http, acknowledged);
     let _ = std::fs::remove_dir_all(dir);
 }
