@@ -283,9 +283,17 @@ impl Router {
         }
     }
 
-    fn remember(&self, record: &OrderRecord) {
+    /// Keeps `record` in the recent list: appended when `new`, replaced in place when it is a
+    /// resting order's final state. Only the latter searches, so a new order never scans the
+    /// list under the lock.
+    fn remember(&self, record: &OrderRecord, new: bool) {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(existing) = recent.iter_mut().rev().find(|o| o.id == record.id) {
+        let existing = if new {
+            None
+        } else {
+            recent.iter_mut().rev().find(|o| o.id == record.id)
+        };
+        if let Some(existing) = existing {
             *existing = Arc::new(record.clone());
         } else {
             if recent.len() >= RECENT_ORDERS {
@@ -381,7 +389,7 @@ impl Router {
             self.store
                 .write(vec![Write::InsertOrder(record.clone())])
                 .await?;
-            self.remember(&record);
+            self.remember(&record, true);
             log_order(&record, started.elapsed());
             self.pending
                 .lock()
@@ -701,7 +709,7 @@ impl Router {
             });
         }
         events::performance("order.execute", latency, SLOW_ORDER);
-        self.remember(&record);
+        self.remember(&record, new);
         Ok(record)
     }
 
