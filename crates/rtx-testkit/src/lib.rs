@@ -103,41 +103,48 @@ impl Engine {
     }
 
     fn spawn(binary: String, env: Vec<(String, String)>, dir: PathBuf, capture: bool) -> Engine {
-        let addr = free_port();
-        let mut command = Command::new(&binary);
-        command
-            .current_dir(&dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RTX_LISTEN_ADDR", addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(if capture {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stderr(Stdio::inherit());
-        for (k, v) in &env {
-            command.env(k, v);
+        // A port found free can still be taken before the engine binds it; the engine then exits
+        // with a bind error and is started again on another port.
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let addr = free_port();
+            let mut command = Command::new(&binary);
+            command
+                .current_dir(&dir)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RTX_LISTEN_ADDR", addr.to_string())
+                .stdin(Stdio::null())
+                .stdout(if capture {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stderr(Stdio::inherit());
+            for (k, v) in &env {
+                command.env(k, v);
+            }
+            let mut child = command.spawn().expect("start the engine");
+            match wait_until_listening(&mut child, addr, Duration::from_secs(20)) {
+                Ok(()) => {
+                    return Engine {
+                        child,
+                        addr,
+                        dir,
+                        binary,
+                        env,
+                        capture,
+                    }
+                }
+                Err(status) if attempt < ATTEMPTS => {
+                    eprintln!("the engine exited ({status}) before listening on {addr}; retrying");
+                }
+                Err(status) => {
+                    panic!("the engine exited ({status}) before listening on {addr}")
+                }
+            }
         }
-        let child = command.spawn().expect("start the engine");
-        let engine = Engine {
-            child,
-            addr,
-            dir,
-            binary,
-            env,
-            capture,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the engine did not listen on {addr} within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        engine
+        unreachable!("the loop returns or panics")
     }
 
     /// The process id.
@@ -161,6 +168,71 @@ impl Drop for Engine {
     }
 }
 
+/// Waits until `child` itself has a listening socket on `addr`, or returns how it exited.
+///
+/// A TCP connect is not proof: it can reach another process that briefly held the port, and
+/// then the first real request is refused. The socket table says which process listens.
+///
+/// # Panics
+/// When the process neither listens nor exits within `timeout`.
+fn wait_until_listening(
+    child: &mut Child,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(), std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(status);
+        }
+        if process_listens_on(child.id(), addr) {
+            return Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine did not listen on {addr} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// True when process `pid` owns a socket listening on the IPv4 `addr` (from `/proc/net/tcp` and
+/// the process's descriptors).
+fn process_listens_on(pid: u32, addr: SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = addr else {
+        return false;
+    };
+    // /proc/net/tcp prints the address as the in-memory u32 in hex, and the port in hex.
+    let wanted = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    const LISTEN: &str = "0A";
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() > 9 && fields[1] == wanted && fields[3] == LISTEN)
+                .then(|| format!("socket:[{}]", fields[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    descriptors.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 /// A loopback address nobody listens on right now, never the same one twice in a process.
 ///
 /// Asking the kernel for port 0 and releasing it races: two tests running at once can be handed
@@ -172,8 +244,10 @@ impl Drop for Engine {
 pub fn free_port() -> SocketAddr {
     use std::sync::atomic::AtomicU32;
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Below Linux's ephemeral range (32768 and up by default), so an outgoing connection's
+    // source port never takes the port between this check and the server's bind.
     const LOW: u32 = 20_000;
-    const SPAN: u32 = 30_000;
+    const SPAN: u32 = 12_768;
     let start = (std::process::id() * 7919) % SPAN;
     for _ in 0..SPAN {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -574,6 +648,27 @@ mod tests {
         assert_eq!(samples[1].value, 1.5);
         assert_eq!(metric_sum(text, "x_total", &[("b", "n\nl")]), 3.0);
     }
+
+    #[test]
+    fn only_the_process_holding_the_listener_counts_as_listening() {
+        let addr = free_port();
+        let me = std::process::id();
+        assert!(!process_listens_on(me, addr), "nobody listens yet");
+        let listener = TcpListener::bind(addr).expect("bind");
+        assert!(process_listens_on(me, addr));
+        let mut other = Command::new("sleep").arg("5").spawn().expect("sleep");
+        assert!(
+            !process_listens_on(other.id(), addr),
+            "another process does not own this listener"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        // A connected socket on the port is not a listener.
+        let client = TcpStream::connect(addr).expect("connect");
+        drop(listener);
+        assert!(!process_listens_on(me, addr));
+        drop(client);
+    }
 }
 
 /// A real Alertmanager (Debian's `prometheus-alertmanager`) on a loopback port, clustering
@@ -622,16 +717,17 @@ impl Alertmanager {
             .stderr(Stdio::null())
             .spawn()
             .expect("start alertmanager");
+        let pid = child.id();
         let am = Alertmanager {
             child,
             dir,
             url: format!("http://{addr}"),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        // Behind TLS the plain readiness probe cannot speak to it: wait for the port instead.
+        // Behind TLS the plain readiness probe cannot speak to it: wait for its socket instead.
         let ready = || {
             if web_config.is_some() {
-                TcpStream::connect(addr).is_ok()
+                process_listens_on(pid, addr)
             } else {
                 http_get_ok(addr, "/-/ready")
             }
