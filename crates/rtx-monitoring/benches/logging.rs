@@ -48,6 +48,14 @@ fn format_one_event(c: &mut Criterion) {
     let (subscriber, guard) = ours(Sink::Writer(Box::new(std::io::sink())));
     tracing::subscriber::with_default(subscriber, || {
         group.bench_function("rtx-monitoring JsonLayer", |b| b.iter(event));
+        // Engine events usually sit inside a span whose fields are copied into each line.
+        let span = tracing::info_span!("order", account = "demo-4", route = "a_book");
+        span.in_scope(|| {
+            group.bench_function(
+                "rtx-monitoring JsonLayer, inside a span with 2 fields",
+                |b| b.iter(event),
+            );
+        });
         group.bench_function("rtx-monitoring, disabled level (debug!)", |b| {
             b.iter(|| tracing::debug!(order_id = black_box("o-1"), "not written"))
         });

@@ -17,7 +17,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 pub use redact::{luhn, Redactor, DEFAULT_SECRET_KEYS, REDACTED};
@@ -26,6 +26,9 @@ pub use writer::{LineWriter, Sink};
 use crate::catalogue::{LogLevel, SelfMetrics};
 use crate::metrics::{Counter, TraceIds};
 use format::{write_json_str, write_timestamp, FieldWriter};
+
+/// Spans whose fields a line carries, innermost first; deeper nesting drops the outermost.
+const MAX_SPAN_DEPTH: usize = 16;
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]
@@ -199,22 +202,31 @@ impl JsonLayer {
         write_json_str(line, meta.target());
         line.extend_from_slice(&self.identity);
         if let Some(scope) = ctx.event_scope(event) {
-            // Innermost span with ids wins; the walk allocates nothing.
-            if let Some(ids) = scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<TraceIds>().copied())
-            {
+            // One walk, innermost span first: the first span with ids gives them, and the
+            // spans are kept (up to MAX_SPAN_DEPTH, innermost ones) so their fields can be
+            // written outermost first, where an inner span's field comes later and wins in
+            // readers that keep the last duplicate key. Nothing is allocated.
+            let mut chain: [Option<SpanRef<'_, S>>; MAX_SPAN_DEPTH] = Default::default();
+            let mut depth = 0;
+            let mut ids = None;
+            for span in scope {
+                if ids.is_none() {
+                    ids = span.extensions().get::<TraceIds>().copied();
+                }
+                if depth == MAX_SPAN_DEPTH {
+                    break;
+                }
+                chain[depth] = Some(span);
+                depth += 1;
+            }
+            if let Some(ids) = ids {
                 line.extend_from_slice(b",\"trace_id\":\"");
                 push_hex(line, &ids.trace_id);
                 line.extend_from_slice(b"\",\"span_id\":\"");
                 push_hex(line, &ids.span_id);
                 line.push(b'"');
             }
-        }
-        if let Some(scope) = ctx.event_scope(event) {
-            // Outermost span first, so an inner span's field comes later and wins in readers
-            // that keep the last duplicate key (`from_root` keeps up to 16 spans on the stack).
-            for span in scope.from_root() {
+            for span in chain[..depth].iter().rev().flatten() {
                 if let Some(f) = span.extensions().get::<SpanFields>() {
                     line.extend_from_slice(&f.0);
                 }
@@ -515,6 +527,32 @@ mod tests {
             assert!(!line.contains(secret), "{secret} leaked: {line}");
         }
         assert_eq!(lines[0]["Password"], REDACTED);
+    }
+
+    #[test]
+    fn odd_field_names_are_escaped_and_every_value_kind_is_json() {
+        let lines = capture(|| {
+            for _ in 0..2 {
+                // Twice: the second line is written from the per-thread name cache.
+                tracing::info!(
+                    "we\"ird\\name" = 1u64,
+                    price = 1.08505,
+                    neg = -0.0001,
+                    big = 12345678.5,
+                    tiny = 1e-9,
+                    nan = f64::NAN,
+                    "odd"
+                );
+            }
+        });
+        for line in &lines {
+            assert_eq!(line["we\"ird\\name"], 1, "{line}");
+            assert_eq!(line["price"], 1.08505);
+            assert_eq!(line["neg"], -0.0001);
+            assert_eq!(line["big"], 12345678.5);
+            assert_eq!(line["tiny"], 1e-9);
+            assert_eq!(line["nan"], "NaN");
+        }
     }
 
     #[test]

@@ -23,6 +23,14 @@ pub const DEFAULT_SECRET_KEYS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct Redactor {
     keys: Vec<String>,
+    /// Unique per key set, so per-thread caches of verdicts never outlive the keys they were
+    /// made for (an address could be reused by a later redactor with other keys).
+    id: u64,
+}
+
+fn next_redactor_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Default for Redactor {
@@ -36,12 +44,19 @@ impl Redactor {
     pub fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
             keys: keys.into_iter().map(normalize_key).collect(),
+            id: next_redactor_id(),
         }
+    }
+
+    /// Identifies this key set (clones share it; adding keys makes a new one).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Adds key fragments to the defaults.
     pub fn with_keys<'a>(mut self, keys: impl IntoIterator<Item = &'a str>) -> Self {
         self.keys.extend(keys.into_iter().map(normalize_key));
+        self.id = next_redactor_id();
         self
     }
 
@@ -124,8 +139,28 @@ fn utf8_len(first: u8) -> usize {
 /// Cheap pre-check, one pass and no allocation: with no `@`, no "bearer" and no run of 13 or
 /// more digits (single spaces or dashes allowed between them, as cards are printed), there is
 /// nothing to redact. Ids such as UUIDs have short digit runs and stay on this fast path.
+/// Bytes that can start or make up something to redact: digits (cards), `@` (e-mail), and
+/// `b`/`B` (bearer).
+const INTERESTING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] = true;
+        b += 1;
+    }
+    table[b'@' as usize] = true;
+    table[b'b' as usize] = true;
+    table[b'B' as usize] = true;
+    table
+};
+
 fn might_hold_sensitive(value: &str) -> bool {
     let bytes = value.as_bytes();
+    // Most messages, symbols and names hold none of the bytes that matter: one table lookup
+    // per byte settles them without the state machine below.
+    if !bytes.iter().any(|&b| INTERESTING[usize::from(b)]) {
+        return false;
+    }
     let mut run = 0;
     let mut after_separator = false;
     for (i, &b) in bytes.iter().enumerate() {
