@@ -24,7 +24,7 @@ pub use redact::{luhn, Redactor, DEFAULT_SECRET_KEYS, REDACTED};
 pub use writer::{LineWriter, Sink};
 
 use crate::catalogue::{LogLevel, SelfMetrics};
-use crate::metrics::{Counter, TraceIds};
+use crate::metrics::Counter;
 use format::{write_json_str, write_timestamp, FieldWriter};
 
 /// Spans whose fields a line carries, innermost first; deeper nesting drops the outermost.
@@ -211,7 +211,7 @@ impl JsonLayer {
             let mut ids = None;
             for span in scope {
                 if ids.is_none() {
-                    ids = span.extensions().get::<TraceIds>().copied();
+                    ids = crate::trace::ids_in(&span.extensions());
                 }
                 if depth == MAX_SPAN_DEPTH {
                     break;
@@ -424,6 +424,7 @@ macro_rules! fatal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::TraceIds;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]

@@ -9,6 +9,7 @@
 mod export;
 mod propagation;
 mod span;
+pub(crate) use span::ids_in;
 
 #[cfg(feature = "otlp")]
 pub use export::{OtlpConfig, OtlpExporter, BATCH};

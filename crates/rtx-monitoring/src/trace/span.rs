@@ -304,8 +304,9 @@ where
                 events: Vec::new(),
             }
         });
+        // One extension per span (each is a boxed allocation): log lines find the ids in it
+        // through `ids_in`.
         let mut extensions = span.extensions_mut();
-        extensions.insert(ids);
         extensions.insert(SpanState {
             ids,
             flags,
@@ -373,6 +374,17 @@ where
         finished.end_unix_nanos = now_nanos();
         sink.push(finished);
     }
+}
+
+/// The W3C ids of a span from its extensions: this layer's state, or a [`TraceIds`] extension
+/// that another layer inserted.
+pub(crate) fn ids_in(
+    extensions: &tracing_subscriber::registry::Extensions<'_>,
+) -> Option<TraceIds> {
+    extensions
+        .get::<SpanState>()
+        .map(|state| state.ids)
+        .or_else(|| extensions.get::<TraceIds>().copied())
 }
 
 fn with_current_state<T>(f: impl FnOnce(&SpanState) -> Option<T>) -> Option<T> {
