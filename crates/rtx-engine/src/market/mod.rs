@@ -5,7 +5,7 @@ pub mod lp;
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use rtx_monitoring::catalogue::{LpId, SymbolId, TradingMetrics};
+use rtx_monitoring::catalogue::{LpErrorKind, LpId, SymbolId, TradingMetrics};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -180,7 +180,9 @@ impl Market {
     }
 
     /// Best bid and best ask across LPs whose quote is younger than `max_age_seconds`, with
-    /// the LP that offers the better side for `buy`.
+    /// the LP that offers the better side for `buy`. With a finite limit (an executable price
+    /// is wanted), each quote skipped for its age counts as that LP's `stale_quote` error: the
+    /// LP may still be connected, which is exactly the failure the counter exists to show.
     pub fn best(
         &self,
         symbol: SymbolId,
@@ -192,9 +194,13 @@ impl Market {
         let mut best: Option<Quote> = None;
         let (mut best_bid_lp, mut best_ask_lp) = (None, None);
         for (lp, q) in self.metrics.lp_ids().zip(row) {
-            let Some(q) = q.filter(|q| now - q.timestamp <= max_age_seconds) else {
+            let Some(q) = *q else { continue };
+            if now - q.timestamp > max_age_seconds {
+                if max_age_seconds.is_finite() {
+                    self.metrics.lp.record_error(lp, LpErrorKind::StaleQuote);
+                }
                 continue;
-            };
+            }
             let lp = Some(lp);
             let b = best.get_or_insert(q);
             if q.bid >= b.bid {
