@@ -95,6 +95,11 @@ pub fn parse_filter(filter: &str) -> Result<Targets, LogError> {
 struct SpanFields(Vec<u8>);
 
 /// Writes every event as one JSON line.
+///
+/// Inside spans, a line carries the fields of every enclosing span (outermost first) and the
+/// `trace_id`/`span_id` of the innermost span that has them: from the tracing module's
+/// [`SpanLayer`](crate::trace::SpanLayer), or from a [`TraceIds`](crate::metrics::TraceIds)
+/// extension that another layer inserted.
 pub struct JsonLayer {
     /// `,"service":"…","version":"…"`, rendered once.
     identity: Vec<u8>,
