@@ -29,13 +29,6 @@ fn stale_quotes_are_refused_and_counted_per_lp() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let metrics = || {
-        http.get(engine.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    };
     let order = || {
         let r = http
             .post(engine.url("/api/orders"))
@@ -67,7 +60,7 @@ fn stale_quotes_are_refused_and_counted_per_lp() {
         "{body}"
     );
 
-    let text = metrics();
+    let text = engine.scrape();
     for lp in ["OANDA", "LMAX", "CURRENEX"] {
         assert!(
             metric_sum(

@@ -110,10 +110,7 @@ fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
         .as_str()
         .unwrap()
         .contains("LMAX"));
-    let metrics = reqwest::blocking::get(engine.url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = engine.scrape();
     assert_eq!(
         rtx_testkit::metric_sum(
             &metrics,
@@ -150,10 +147,7 @@ fn an_alertmanager_started_late_still_receives_the_alert() {
     admin(&engine, "disconnect");
     // Past the `for`: the engine is firing and failing to notify nobody-home.
     std::thread::sleep(Duration::from_secs(5));
-    let metrics = reqwest::blocking::get(engine.url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = engine.scrape();
     assert!(
         rtx_testkit::metric_sum(
             &metrics,
@@ -279,10 +273,7 @@ fn alerts_reach_an_alertmanager_over_https_with_basic_auth() {
             Duration::from_secs(20),
             &format!("a notification with outcome {outcome}"),
             || {
-                let metrics = reqwest::blocking::get(engine.url("/metrics"))
-                    .unwrap()
-                    .text()
-                    .unwrap();
+                let metrics = engine.scrape();
                 rtx_testkit::metric_sum(
                     &metrics,
                     "rtx_alertmanager_notifications_total",
@@ -290,10 +281,7 @@ fn alerts_reach_an_alertmanager_over_https_with_basic_auth() {
                 ) >= 1.0
             },
         );
-        let metrics = reqwest::blocking::get(engine.url("/metrics"))
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = engine.scrape();
         if outcome == "failure" {
             assert_eq!(
                 rtx_testkit::metric_sum(

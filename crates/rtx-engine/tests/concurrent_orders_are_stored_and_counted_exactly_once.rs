@@ -14,16 +14,6 @@ use tokio::sync::Semaphore;
 const ORDERS: usize = 2_000;
 const CONCURRENCY: usize = 200;
 
-async fn scrape(http: &reqwest::Client, engine: &Engine) -> String {
-    http.get(engine.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn outcome_totals(text: &str) -> BTreeMap<&'static str, f64> {
     ["filled", "rejected", "error"]
         .into_iter()
@@ -66,7 +56,7 @@ async fn run(database_url: Option<&str>) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let before = outcome_totals(&scrape(&http, &engine).await);
+    let before = outcome_totals(&engine.scrape());
 
     let gate = Arc::new(Semaphore::new(CONCURRENCY));
     let url = Arc::new(engine.url("/api/orders"));
@@ -109,7 +99,7 @@ async fn run(database_url: Option<&str>) {
     for t in tasks {
         answered.push(t.await.unwrap());
     }
-    let after = outcome_totals(&scrape(&http, &engine).await);
+    let after = outcome_totals(&engine.scrape());
     for outcome in ["filled", "rejected", "error"] {
         let answered_as = answered.iter().filter(|(_, s)| s == outcome).count() as f64;
         assert_eq!(

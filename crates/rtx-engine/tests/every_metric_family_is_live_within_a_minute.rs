@@ -115,14 +115,7 @@ async fn every_family_is_exported_and_fed_within_a_minute() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let text = http
-            .get(engine.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = engine.scrape();
         let samples = parse_samples(&text);
         let exported: std::collections::BTreeSet<&String> = families
             .iter()

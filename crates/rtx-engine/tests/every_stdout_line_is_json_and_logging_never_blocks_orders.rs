@@ -147,14 +147,7 @@ async fn a_stdout_nobody_reads_never_slows_orders_and_drops_are_counted_then_rep
         "an order waited {slowest:?} on a blocked stdout"
     );
     let elapsed = started.elapsed();
-    let metrics = http
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = engine.scrape();
     let dropped = metric_sum(&metrics, "rtx_log_events_dropped_total", &[]);
     assert!(dropped > 0.0, "nothing dropped after {elapsed:?}?");
     assert!(metric_sum(&metrics, "rtx_log_events_total", &[("level", "INFO")]) > 0.0);

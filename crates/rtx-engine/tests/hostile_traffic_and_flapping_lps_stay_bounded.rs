@@ -11,14 +11,6 @@ use rtx_testkit::{metric_sum, parse_samples, Engine};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 
-fn metrics(http: &reqwest::blocking::Client, engine: &Engine) -> String {
-    http.get(engine.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-}
-
 #[test]
 fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
     let (dir, cfg) = rtx_testkit::config_file(
@@ -44,12 +36,7 @@ fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
     };
     let wait_connected = |want: f64| {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while metric_sum(
-            &metrics(&http, &engine),
-            "rtx_lp_connected",
-            &[("lp", "LMAX")],
-        ) != want
-        {
+        while metric_sum(&engine.scrape(), "rtx_lp_connected", &[("lp", "LMAX")]) != want {
             assert!(
                 Instant::now() < deadline,
                 "LMAX never reached connected={want}"
@@ -64,7 +51,7 @@ fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
         admin("connect");
         wait_connected(1.0);
     }
-    let text = metrics(&http, &engine);
+    let text = engine.scrape();
     assert_eq!(
         metric_sum(&text, "rtx_lp_disconnects_total", &[("lp", "LMAX")]),
         100.0,
@@ -77,7 +64,7 @@ fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let ready = http.get(engine.url("/ready")).send().unwrap();
-        let text = metrics(&http, &engine);
+        let text = engine.scrape();
         let firing = metric_sum(
             &text,
             "rtx_alerts_firing",
@@ -122,10 +109,10 @@ fn thousands_of_unknown_paths_and_symbols_leave_the_series_count_bounded() {
     // The first hostile requests create their (bounded) series: one route label for every
     // unknown path, one for the refused orders. Then 1,900 more must add nothing.
     hostile(0..100);
-    let _ = metrics(&http, &engine); // the scrape's own series exist from here on
-    let first = series(&metrics(&http, &engine));
+    let _ = engine.scrape(); // the scrape's own series exist from here on
+    let first = series(&engine.scrape());
     hostile(100..2000);
-    let text = metrics(&http, &engine);
+    let text = engine.scrape();
     let after = series(&text);
     assert_eq!(
         after, first,

@@ -157,14 +157,7 @@ async fn invalid_orders_are_refused_with_the_error_body() {
             Some("client_order_id"),
         ),
     ];
-    let before = http
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = engine.scrape();
     for c in &cases {
         let response = http
             .post(engine.url("/api/orders"))
@@ -200,14 +193,7 @@ async fn invalid_orders_are_refused_with_the_error_body() {
         serde_json::from_str(&body).expect("413 carries the JSON error body");
     assert_eq!(body["error"]["code"], "payload_too_large");
 
-    let after = http
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = engine.scrape();
     assert_eq!(
         metric_sum(&after, "rtx_orders_total", &[]),
         metric_sum(&before, "rtx_orders_total", &[]),
@@ -244,14 +230,7 @@ async fn invalid_orders_are_refused_with_the_error_body() {
         .await
         .unwrap();
     assert_eq!(nowhere.status(), 404);
-    let text = http
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = engine.scrape();
     assert_eq!(
         metric_sum(
             &text,

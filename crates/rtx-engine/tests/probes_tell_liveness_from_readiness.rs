@@ -162,14 +162,7 @@ async fn probe_bodies_follow_the_spec_and_the_ietf_draft() {
     assert!(memory["observedValue"].as_f64().unwrap() > 0.0);
     assert!(["pass", "warn", "fail"].contains(&memory["status"].as_str().unwrap()));
 
-    let metrics = http
-        .get(engine.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = engine.scrape();
     assert_eq!(
         rtx_testkit::metric_sum(&metrics, "rtx_health_check_status", &[("check", "memory")]),
         2.0

@@ -26,14 +26,7 @@ async fn ten_thousand_gets_from_a_hundred_clients_are_all_counted() {
         ("route", "/api/orders"),
         ("status", "200"),
     ];
-    let scrape = |http: reqwest::Client, url: String| async move {
-        http.get(url).send().await.unwrap().text().await.unwrap()
-    };
-    let before = metric_sum(
-        &scrape(http.clone(), engine.url("/metrics")).await,
-        "rtx_http_requests_total",
-        &labels,
-    );
+    let before = metric_sum(&engine.scrape(), "rtx_http_requests_total", &labels);
 
     let url = Arc::new(engine.url("/api/orders"));
     let clients: Vec<_> = (0..CLIENTS)
@@ -57,11 +50,7 @@ async fn ten_thousand_gets_from_a_hundred_clients_are_all_counted() {
         served += c.await.expect("client task");
     }
     assert_eq!(served, CLIENTS * REQUESTS_EACH);
-    let after = metric_sum(
-        &scrape(http.clone(), engine.url("/metrics")).await,
-        "rtx_http_requests_total",
-        &labels,
-    );
+    let after = metric_sum(&engine.scrape(), "rtx_http_requests_total", &labels);
     assert_eq!(
         after - before,
         served as f64,

@@ -220,10 +220,7 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
             "exemplar trace {t} was never exported"
         );
     }
-    let metrics = reqwest::blocking::get(engine.url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = engine.scrape();
     assert!(metric_sum(&metrics, "rtx_spans_exported_total", &[]) >= 4.0);
 }
 
@@ -250,10 +247,7 @@ fn an_unreachable_collector_never_slows_orders_and_drops_are_counted() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = reqwest::blocking::get(engine.url("/metrics"))
-            .unwrap()
-            .text()
-            .unwrap();
+        let metrics = engine.scrape();
         if metric_sum(&metrics, "rtx_spans_dropped_total", &[]) >= 100.0 {
             assert_eq!(metric_sum(&metrics, "rtx_spans_exported_total", &[]), 0.0);
             break;
@@ -303,10 +297,7 @@ fn a_slow_collector_never_slows_orders_and_the_queue_stays_bounded() {
         "an order took {slowest:?} behind a slow collector"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
-    let metrics = reqwest::blocking::get(engine.url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = engine.scrape();
     let rss = metric_sum(&metrics, "process_resident_memory_bytes", &[]);
     assert!(rss < 200e6, "resident memory {rss} behind a slow collector");
 }

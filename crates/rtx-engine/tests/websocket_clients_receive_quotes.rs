@@ -55,12 +55,7 @@ async fn websocket_clients_receive_quotes() {
         let quote: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(quote["symbol"], "EURUSD");
     }
-    let text = reqwest::get(engine.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = engine.scrape();
     assert_eq!(
         metric_sum(&text, "rtx_websocket_connections_active", &[]),
         2.0

@@ -156,6 +156,18 @@ impl Engine {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
+
+    /// One scrape of `/metrics` (Prometheus text), over a plain blocking connection: usable
+    /// from async tests too, since the engine is another process.
+    ///
+    /// # Panics
+    /// When the engine does not answer 200.
+    pub fn scrape(&self) -> String {
+        match http_get(self.addr, "/metrics") {
+            Some((200, body)) => body,
+            other => panic!("scrape of {} failed: {other:?}", self.addr),
+        }
+    }
 }
 
 impl Drop for Engine {
