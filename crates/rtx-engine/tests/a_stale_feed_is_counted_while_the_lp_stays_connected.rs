@@ -83,5 +83,26 @@ fn stale_quotes_are_refused_and_counted_per_lp() {
             &[("reason", "no_quote")]
         ) >= 1.0
     );
+
+    // A stalled quote counts once, not once per order that looks at it.
+    let stale = |text: &str, lp: &str| {
+        metric_sum(
+            text,
+            "rtx_lp_errors_total",
+            &[("lp", lp), ("kind", "stale_quote")],
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(order().1["status"], "rejected");
+    }
+    let again = engine.scrape();
+    for lp in ["OANDA", "LMAX", "CURRENEX"] {
+        assert_eq!(stale(&again, lp), stale(&text, lp), "{lp}");
+        assert_eq!(
+            stale(&again, lp),
+            1.0,
+            "{lp}: one symbol looked at, one stale quote"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,6 +3,7 @@
 
 pub mod lp;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rtx_monitoring::catalogue::{LpErrorKind, LpId, SymbolId, TradingMetrics};
@@ -110,6 +111,9 @@ pub struct Market {
     lp_names: Vec<Arc<str>>,
     /// `[symbol][lp]`: the latest quote, `None` until one arrives or after the LP disconnects.
     quotes: RwLock<Vec<Vec<Option<Quote>>>>,
+    /// `[symbol][lp]`: the stored quote was already counted as stale (cleared by a new one), so
+    /// a stalled feed counts once per quote, however often orders look at it.
+    stale_counted: Vec<Vec<AtomicBool>>,
     stream: broadcast::Sender<QuoteEvent>,
     metrics: TradingMetrics,
 }
@@ -124,11 +128,19 @@ impl Market {
             .collect();
         let lp_names: Vec<Arc<str>> = metrics.lps().names().map(Arc::from).collect();
         let quotes = RwLock::new(vec![vec![None; lp_names.len()]; instruments.len()]);
+        let stale_counted = (0..instruments.len())
+            .map(|_| {
+                (0..lp_names.len())
+                    .map(|_| AtomicBool::new(false))
+                    .collect()
+            })
+            .collect();
         let (stream, _) = broadcast::channel(4096);
         Self {
             instruments,
             lp_names,
             quotes,
+            stale_counted,
             stream,
             metrics,
         }
@@ -155,6 +167,7 @@ impl Market {
             let mut quotes = self.quotes.write().unwrap_or_else(PoisonError::into_inner);
             quotes[symbol.index()][lp.index()] = Some(quote);
         }
+        self.stale_counted[symbol.index()][lp.index()].store(false, Ordering::Relaxed);
         let instrument = self.instrument(symbol);
         let spread_pips = (quote.ask - quote.bid) / instrument.pip;
         self.metrics
@@ -181,8 +194,8 @@ impl Market {
 
     /// Best bid and best ask across LPs whose quote is younger than `max_age_seconds`, with
     /// the LP that offers the better side for `buy`. With a finite limit (an executable price
-    /// is wanted), each quote skipped for its age counts as that LP's `stale_quote` error: the
-    /// LP may still be connected, which is exactly the failure the counter exists to show.
+    /// is wanted), a quote skipped for its age counts once as that LP's `stale_quote` error:
+    /// the LP may still be connected, which is exactly the failure the counter exists to show.
     pub fn best(
         &self,
         symbol: SymbolId,
@@ -193,10 +206,11 @@ impl Market {
         let row = quotes.get(symbol.index())?;
         let mut best: Option<Quote> = None;
         let (mut best_bid_lp, mut best_ask_lp) = (None, None);
-        for (lp, q) in self.metrics.lp_ids().zip(row) {
+        let counted = &self.stale_counted[symbol.index()];
+        for ((lp, q), counted) in self.metrics.lp_ids().zip(row).zip(counted) {
             let Some(q) = *q else { continue };
             if now - q.timestamp > max_age_seconds {
-                if max_age_seconds.is_finite() {
+                if max_age_seconds.is_finite() && !counted.swap(true, Ordering::Relaxed) {
                     self.metrics.lp.record_error(lp, LpErrorKind::StaleQuote);
                 }
                 continue;
