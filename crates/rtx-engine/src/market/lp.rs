@@ -234,19 +234,26 @@ impl LpSession {
         }
     }
 
+    /// Counts and refuses a request to an LP that is down (checked before sending and again
+    /// when the answer arrives, since the session may drop in between).
+    fn ensure_connected(&self) -> Result<(), LpError> {
+        if self.is_connected() {
+            return Ok(());
+        }
+        self.metrics
+            .lp
+            .record_error(self.id, LpErrorKind::Connection);
+        Err(LpError::NotConnected {
+            lp: self.name.clone(),
+        })
+    }
+
     /// Sends an order and waits for the LP's answer: a fill price, a reject, or a timeout.
     ///
     /// # Errors
     /// [`LpError`] when the LP is down, rejects, or does not answer in time.
     pub async fn execute(&self, symbol: SymbolId, buy: bool) -> Result<f64, LpError> {
-        if !self.is_connected() {
-            self.metrics
-                .lp
-                .record_error(self.id, LpErrorKind::Connection);
-            return Err(LpError::NotConnected {
-                lp: self.name.clone(),
-            });
-        }
+        self.ensure_connected()?;
         let (latency, roll, slip) = {
             let mut rng = rand::thread_rng();
             (
@@ -275,14 +282,7 @@ impl LpSession {
                 lp: self.name.clone(),
             });
         }
-        if !self.is_connected() {
-            self.metrics
-                .lp
-                .record_error(self.id, LpErrorKind::Connection);
-            return Err(LpError::NotConnected {
-                lp: self.name.clone(),
-            });
-        }
+        self.ensure_connected()?;
         let mid = self.mids.lock().unwrap_or_else(PoisonError::into_inner)[symbol.index()];
         let instrument = self.market.instrument(symbol);
         let half_spread = b.spread_pips * instrument.pip / 2.0;
