@@ -160,11 +160,6 @@ impl FieldWriter<'_> {
         verdict
     }
 
-    #[cfg(test)]
-    fn is_secret(&self, name: &'static str) -> bool {
-        self.judge(name).secret
-    }
-
     /// Writes `,"name":` and says whether the value must be redacted; `None` for the `fatal`
     /// marker, which is not written as a field.
     fn key(&mut self, field: &Field) -> Option<bool> {
@@ -378,7 +373,7 @@ mod tests {
                 scratch: &mut scratch,
                 fatal: false,
             };
-            writer.is_secret(name)
+            writer.judge(name).secret
         };
         let plain = Redactor::default();
         let with_pin = Redactor::default().with_keys(["pin"]);
