@@ -274,16 +274,20 @@ impl Health {
         self.add(spec, FnCheck(f));
     }
 
+    /// The checks registered so far, copied out so no lock is held while they run or report.
+    fn registered(&self) -> Vec<Arc<Registered>> {
+        self.inner
+            .checks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Runs every check now, then each on its own interval in the background, until the
     /// returned handles are aborted or the runtime stops. Returns after the first round, so
     /// the first probe already has results.
     pub async fn start(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let checks = self
-            .inner
-            .checks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let checks = self.registered();
         let first = checks.iter().map(|c| self.run_once(Arc::clone(c)));
         futures_join_all(first).await;
         checks
@@ -364,12 +368,7 @@ impl Health {
     }
 
     fn report(&self, readiness: bool) -> HealthReport {
-        let checks = self
-            .inner
-            .checks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let checks = self.registered();
         let results = self
             .inner
             .results
