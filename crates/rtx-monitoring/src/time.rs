@@ -24,6 +24,32 @@ pub fn rfc3339(unix_seconds: f64) -> String {
     )
 }
 
+/// Writes `YYYY-MM-DDTHH:MM:SS.` for Unix second `secs` into `out` without allocating: the
+/// prefix a log line's timestamp shares with every other line of the same second.
+pub(crate) fn write_second_prefix(secs: u64, out: &mut [u8; 20]) {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let fields: [(i64, usize); 6] = [
+        (year.clamp(0, 9999), 4),
+        (i64::from(month), 2),
+        (i64::from(day), 2),
+        (rem / 3600, 2),
+        ((rem % 3600) / 60, 2),
+        (rem % 60, 2),
+    ];
+    let mut at = 0;
+    for ((value, width), separator) in fields.into_iter().zip(*b"--T::.") {
+        let mut v = value;
+        for digit in out[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out[at + width] = separator;
+        at += width + 1;
+    }
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -41,6 +67,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::rfc3339;
+
+    #[test]
+    fn the_second_prefix_matches_the_full_format() {
+        for secs in [0u64, 951_782_400, 1_795_497_189, 4_102_444_799] {
+            let mut prefix = [0u8; 20];
+            super::write_second_prefix(secs, &mut prefix);
+            assert_eq!(&prefix[..], &rfc3339(secs as f64).as_bytes()[..20], "{secs}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

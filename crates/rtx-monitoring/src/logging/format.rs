@@ -88,10 +88,9 @@ pub(crate) fn write_timestamp(out: &mut Vec<u8>) {
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs {
-            let text = crate::time::rfc3339(secs as f64);
-            let mut prefix = [0u8; 20];
-            prefix.copy_from_slice(&text.as_bytes()[..20]);
-            *cached = (secs, prefix);
+            // Written in place: a line that starts a new second must not allocate either.
+            crate::time::write_second_prefix(secs, &mut cached.1);
+            cached.0 = secs;
         }
         out.push(b'"');
         out.extend_from_slice(&cached.1);

@@ -82,9 +82,15 @@ impl LineWriter {
         dropped: Counter,
         dropped_line: fn(u64) -> Vec<u8>,
     ) -> std::io::Result<Self> {
+        // Both halves of the double buffer are allocated at the bound up front, so `push`
+        // never grows a buffer: how far a buffer fills before the writer swaps it depends on
+        // when the writer thread is scheduled, and growing on demand made the number of
+        // reallocations (and a caller's latency) depend on that timing. The allocator maps the
+        // pages lazily, so the resident cost is the high-water mark actually reached.
+        let bound = capacity + reserve_for(capacity);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                buffer: Vec::with_capacity(capacity.min(1 << 20)),
+                buffer: Vec::with_capacity(bound),
                 writer_waiting: false,
                 writing: false,
                 closed: false,
@@ -92,14 +98,15 @@ impl LineWriter {
             wake: Condvar::new(),
             drained: Condvar::new(),
             capacity,
-            reserve: capacity / 4 + 64 * 1024,
+            reserve: reserve_for(capacity),
             dropped_since_report: AtomicU64::new(0),
             dropped,
         });
         let thread_shared = Arc::clone(&shared);
+        let batch = Vec::with_capacity(bound);
         std::thread::Builder::new()
             .name("rtx-log-writer".into())
-            .spawn(move || write_loop(&thread_shared, sink, dropped_line))?;
+            .spawn(move || write_loop(&thread_shared, sink, batch, dropped_line))?;
         Ok(Self { shared })
     }
 
@@ -171,12 +178,18 @@ impl LineWriter {
     }
 }
 
-fn write_loop(shared: &Shared, sink: Sink, dropped_line: fn(u64) -> Vec<u8>) {
+/// Room beyond `capacity` that WARN and above may use.
+fn reserve_for(capacity: usize) -> usize {
+    capacity / 4 + 64 * 1024
+}
+
+/// The writer thread: swaps the filled buffer for the empty `batch` (both allocated at the
+/// bound, so neither ever grows) and writes it.
+fn write_loop(shared: &Shared, sink: Sink, mut batch: Vec<u8>, dropped_line: fn(u64) -> Vec<u8>) {
     let mut out: Box<dyn Write> = match sink {
         Sink::Stdout => Box::new(std::io::stdout()),
         Sink::Writer(w) => w,
     };
-    let mut batch = Vec::new();
     loop {
         {
             let mut state = lock(shared);
