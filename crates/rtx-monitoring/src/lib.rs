@@ -8,13 +8,12 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use rtx_monitoring::catalogue::{CatalogueConfig, OrderType, Outcome, Route, TradingMetrics};
-//! use rtx_monitoring::metrics::{Format, Registry};
+//! use rtx_monitoring::{CatalogueConfig, Format, OrderOutcome, OrderType, Registry, Route, TradingMetrics};
 //!
 //! let registry = Registry::new();
 //! let metrics = TradingMetrics::new(&registry, &CatalogueConfig::default()).unwrap();
 //! let eurusd = metrics.symbol("EURUSD").unwrap();
-//! metrics.orders.record_execution(OrderType::Market, eurusd, Route::BBook, Outcome::Filled, Duration::from_millis(3));
+//! metrics.orders.record_execution(OrderType::Market, eurusd, Route::BBook, OrderOutcome::Filled, Duration::from_millis(3));
 //!
 //! let text = registry.encode_to_string(Format::PrometheusText);
 //! assert!(text.contains(
@@ -22,6 +21,20 @@
 //! ));
 //! assert!(text.contains(r#"rtx_order_execution_latency_seconds_bucket{order_type="market",route="BBOOK",le="0.005"} 1"#));
 //! ```
+//!
+//! The types below are re-exported at the crate root; each module holds the rest of its
+//! concern (free functions such as [`logging::try_init`], [`alerts::default_rules`] or
+//! [`http::track_requests`], and the lesser types), and its paths stay valid.
+//!
+//! - [`metrics`]: the registry, metric handles, label sets and the exposition formats.
+//! - [`catalogue`]: every trading and platform metric family, behind domain methods.
+//! - [`logging`]: the JSON log layer, redaction and the non-blocking writer.
+//! - [`trace`]: W3C Trace Context, the span layer and OTLP export.
+//! - [`health`]: background health checks and the liveness and readiness verdicts.
+//! - [`alerts`]: alert rules, in-process evaluation, Alertmanager and Prometheus rule files.
+//! - [`http`]: the axum endpoints (`/metrics`, `/health`, `/ready`, `/alerts`) and request
+//!   metrics.
+//! - [`dashboard`]: the Grafana dashboard built from the catalogue.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -34,8 +47,59 @@ pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
-pub mod time;
+mod time;
 pub mod trace;
+
+// Metrics: the registry, handles and formats.
+pub use metrics::{
+    ConfiguredValues, Counter, Dense, Dynamic, FloatCounter, Format, Gauge, Histogram, InFlight,
+    LabelValue, Metric, MetricKind, MetricSpec, Registry, RegistryError, TraceIds,
+};
+
+// The catalogue: metric groups, their configuration and the typed label values.
+#[cfg(feature = "tokio-runtime")]
+pub use catalogue::RuntimeSampler;
+pub use catalogue::{
+    AccountGauges, AccountMetrics, ApiMetrics, BuildInfo, CatalogueConfig, DbMetrics,
+    DbQueryMetrics, LpMetrics, LpSpec, OrderMetrics, PositionMetrics, RuntimeMetrics, SelfMetrics,
+    SymbolPositions, TradingMetrics, WebSocketMetrics,
+};
+pub use catalogue::{
+    DbOutcome, HttpMethod, LogLevel, LpErrorKind, LpId, LpOperation, NotificationOutcome,
+    OrderType, Outcome as OrderOutcome, PoolState, RejectReason, Route, Side, SymbolId, WsChannel,
+    WsDropReason,
+};
+
+// Logging: configuration, the layer and its guard.
+pub use logging::{JsonLayer, LineWriter, LogConfig, LogError, LogGuard, Redactor, Sink};
+
+// Tracing: propagation, the span layer and export.
+pub use trace::{
+    AttributeValue, FinishedSpan, SpanKind, SpanLayer, SpanSink, TraceParent, TraceState,
+};
+#[cfg(feature = "otlp")]
+pub use trace::{OtlpConfig, OtlpExporter};
+
+// Health checks and their verdicts.
+#[cfg(feature = "tokio-runtime")]
+pub use health::{
+    Check, CheckReport, CheckSpec, Health, HealthReport, MemoryCheck, Outcome as CheckOutcome,
+    Probe, Status as HealthStatus, TaskCheck, UptimeCheck,
+};
+
+// Alerts: rules, evaluation and notification.
+#[cfg(feature = "tokio-runtime")]
+pub use alerts::{Alert, AlertState, Evaluator};
+pub use alerts::{AlertRule, Comparison, LabelMatch, Severity, Signal};
+#[cfg(feature = "alertmanager")]
+pub use alerts::{AlertmanagerAuth, AlertmanagerConfig};
+
+// HTTP endpoints.
+#[cfg(feature = "http")]
+pub use http::{HealthEndpoint, MetricsEndpoint};
+
+// The Grafana dashboard.
+pub use dashboard::{Panel, PanelKind, Row};
 
 #[doc(hidden)]
 pub mod __private {

@@ -1,14 +1,28 @@
-//! RFC 3339 timestamps in UTC without a date-time crate: probes, logs and the API only ever
+//! RFC 3339 timestamps in UTC without a date-time crate: probes, logs and alerts only ever
 //! format UTC, and a formatter this small is cheaper than a dependency.
+//!
+//! Internal; [`rfc3339`] is public as [`crate::logging::rfc3339`], the format of every
+//! timestamp the library writes.
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> f64 {
+#[cfg(feature = "tokio-runtime")]
+pub(crate) fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Formats Unix seconds as RFC 3339 UTC with microseconds, e.g. `2026-11-24T05:13:09.123456Z`.
+/// Formats Unix seconds as RFC 3339 UTC with microseconds, e.g. `2026-11-24T05:13:09.123456Z`:
+/// the format of a log line's `timestamp`, a health check's `last_run` and an alert's times.
+/// An application that writes its own timestamps (an order's creation time) with it reads the
+/// same as its logs, so the two can be matched by eye and compared as text.
+///
+/// ```
+/// use rtx_monitoring::logging::rfc3339;
+///
+/// assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000000Z");
+/// assert_eq!(rfc3339(1_795_497_189.123_456), "2026-11-24T05:13:09.123456Z");
+/// ```
 pub fn rfc3339(unix_seconds: f64) -> String {
     let micros_total = (unix_seconds * 1e6).round() as i64;
     let secs = micros_total.div_euclid(1_000_000);
@@ -73,7 +87,11 @@ mod tests {
         for secs in [0u64, 951_782_400, 1_795_497_189, 4_102_444_799] {
             let mut prefix = [0u8; 20];
             super::write_second_prefix(secs, &mut prefix);
-            assert_eq!(&prefix[..], &rfc3339(secs as f64).as_bytes()[..20], "{secs}");
+            assert_eq!(
+                &prefix[..],
+                &rfc3339(secs as f64).as_bytes()[..20],
+                "{secs}"
+            );
         }
     }
 

@@ -16,8 +16,7 @@ use super::accounts::{notional_usd, Account, Accounts, Position};
 use crate::market::lp::{LpError, LpSession};
 use crate::market::{unix_now, Market, Quote};
 use crate::store::{FillRecord, OrderRecord, Store, StoreError, Write};
-use rtx_monitoring::logging::events;
-use rtx_monitoring::time::rfc3339;
+use rtx_monitoring::logging::{events, rfc3339};
 
 /// Risk and routing settings (the `[trading]` table).
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -23,6 +23,8 @@ use tracing_subscriber::Layer;
 pub use redact::{luhn, Redactor, DEFAULT_SECRET_KEYS, REDACTED};
 pub use writer::{LineWriter, Sink};
 
+pub use crate::time::rfc3339;
+
 use crate::catalogue::{LogLevel, SelfMetrics};
 use crate::metrics::Counter;
 use format::{write_json_str, write_timestamp, FieldWriter};
