@@ -410,7 +410,6 @@ impl Router {
         )
     }
 
-    /// Risk checks and execution; touches no account state.
     /// Pre-trade risk checks: a quote, the volume limit, the symbol's exposure limit, and free
     /// margin (unless the order only reduces a position). The quote to execute at, or the
     /// rejection.
@@ -478,6 +477,8 @@ impl Router {
         Ok(quote)
     }
 
+    /// Risk checks, then execution on the order's route (with an LP for A-book, at the quote
+    /// for B-book); touches no account state, which `finish` updates once the outcome is known.
     async fn execute(&self, req: &OrderRequest, quote: Option<Quote>) -> Execution {
         let route = self.route_for(&req.account, req.volume);
         let risk = tracing::info_span!("risk.check", risk.outcome = tracing::field::Empty);

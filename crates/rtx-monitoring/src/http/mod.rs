@@ -1,6 +1,8 @@
-//! HTTP: the `/metrics` endpoint for axum, with content negotiation, gzip and bearer auth.
+//! HTTP for axum: `/metrics` (content negotiation, gzip, bearer auth), `/health` and `/ready`,
+//! `/alerts`, and the middleware that records the API's request metrics.
 //!
-//! The only module that knows about axum; everything it serves comes from the registry.
+//! The only module that knows about axum. It renders what the registry, the health checks and
+//! the alert evaluator hold, and decides nothing of its own.
 
 use std::io::Write;
 use std::sync::Arc;

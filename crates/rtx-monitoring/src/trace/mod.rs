@@ -1,5 +1,5 @@
-//! Distributed tracing: W3C Trace Context propagation (this module), and, as the tracing issue
-//! lands, spans and their OTLP export.
+//! Distributed tracing: W3C Trace Context propagation, the span layer that gives `tracing`
+//! spans W3C trace and span ids and samples them, and their export over OTLP/HTTP.
 //!
 //! Named `trace` rather than `tracing` so that it never shadows the `tracing` crate the rest of
 //! the library logs through. Owns trace identity and propagation; it must never fail a request:
