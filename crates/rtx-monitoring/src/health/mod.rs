@@ -283,13 +283,13 @@ impl Health {
             .clone()
     }
 
-    /// Runs every check now, then each on its own interval in the background, until the
-    /// returned handles are aborted or the runtime stops. Returns after the first round, so
-    /// the first probe already has results.
+    /// Runs every check now, all at once, then each on its own interval in the background,
+    /// until the returned handles are aborted or the runtime stops. Returns after the first
+    /// round, so the first probe already has results; the round takes as long as its slowest
+    /// check (at most that check's timeout), not the sum of them.
     pub async fn start(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let checks = self.registered();
-        let first = checks.iter().map(|c| self.run_once(Arc::clone(c)));
-        futures_join_all(first).await;
+        self.run_concurrently(&checks).await;
         checks
             .into_iter()
             .map(|c| {
@@ -305,6 +305,24 @@ impl Health {
                 })
             })
             .collect()
+    }
+
+    /// Runs each of `checks` once, each on its own task so that none waits for another, and
+    /// returns when all have finished.
+    async fn run_concurrently(&self, checks: &[Arc<Registered>]) {
+        let mut round = tokio::task::JoinSet::new();
+        for c in checks {
+            let (health, c) = (self.clone(), Arc::clone(c));
+            round.spawn(async move { health.run_once(c).await });
+        }
+        while let Some(finished) = round.join_next().await {
+            if let Err(e) = finished {
+                if e.is_panic() {
+                    // A panicking check is a bug: it fails `start`, not just its own task.
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
     }
 
     async fn run_once(&self, c: Arc<Registered>) {
@@ -424,14 +442,6 @@ impl Health {
     }
 }
 
-async fn futures_join_all<F: Future<Output = ()>>(futures: impl Iterator<Item = F>) {
-    // Checks are few; awaiting them in turn keeps this free of a futures dependency, and each
-    // is bounded by its own timeout.
-    for f in futures {
-        f.await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +473,41 @@ mod tests {
             !live.checks.contains_key("db"),
             "liveness never looks at downstreams"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_checks_of_a_round_run_at_the_same_time() {
+        use std::sync::atomic::AtomicUsize;
+
+        let running = Arc::new(AtomicUsize::new(0));
+        let most_at_once = Arc::new(AtomicUsize::new(0));
+        let health = Health::new("t", None);
+        for name in ["slow-a", "slow-b"] {
+            let (running, most_at_once) = (Arc::clone(&running), Arc::clone(&most_at_once));
+            health.add_fn(CheckSpec::new(name, Probe::Both), move || {
+                let (running, most_at_once) = (Arc::clone(&running), Arc::clone(&most_at_once));
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most_at_once.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Outcome::new(Status::Healthy, "ok")
+                }
+            });
+        }
+        let started = tokio::time::Instant::now();
+        let _tasks = health.start().await;
+        assert_eq!(
+            most_at_once.load(Ordering::SeqCst),
+            2,
+            "both checks were running at once"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "the round took {:?}, as long as both checks in turn",
+            started.elapsed()
+        );
+        assert_eq!(health.liveness().checks.len(), 2);
     }
 
     #[tokio::test]
