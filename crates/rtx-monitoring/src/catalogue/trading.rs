@@ -132,8 +132,9 @@ impl OrderMetrics {
         self.latency
             .get([order_type.index(), route.index()])
             .observe(seconds);
-        let within = usize::from(seconds > self.slo_target_seconds);
-        self.slo_orders.get([within]).inc();
+        // `within_target` is "true" at index 0 and "false" at index 1.
+        let missed_target = usize::from(seconds > self.slo_target_seconds);
+        self.slo_orders.get([missed_target]).inc();
     }
 
     /// Adds filled volume in lots.
