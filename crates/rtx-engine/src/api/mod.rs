@@ -120,6 +120,8 @@ pub fn app(
         .route("/api/accounts/{id}", get(orders::account))
         .route("/ws/quotes", get(ws::quotes))
         .route("/admin/lps/{lp}/{action}", post(admin::lp_action))
+        .route("/admin/lps/{lp}/sequence-gap", post(admin::sequence_gap))
+        .route("/admin/symbols/{symbol}/price", post(admin::move_price))
         .with_state(state)
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

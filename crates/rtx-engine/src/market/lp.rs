@@ -128,14 +128,30 @@ pub struct LpSession {
     /// Set by an operator's disconnect; the session stays down until cleared.
     held_down: AtomicBool,
     wake: watch::Sender<()>,
-    /// Next sequence number the engine expects from the LP.
-    expected_seq: AtomicU64,
-    /// The LP's own outgoing sequence number.
-    lp_seq: AtomicU64,
+    /// Both ends of the message sequence, under one lock: numbering a message and checking it
+    /// against the expected number must be one step, or two messages numbered concurrently can
+    /// be checked out of order and count a gap that never happened.
+    sequence: Mutex<Sequence>,
+    /// Messages the LP will skip before its next message (an operator's injected gap).
+    injected_gap: AtomicU64,
     market: Arc<Market>,
     metrics: TradingMetrics,
-    /// Simulated mid per symbol (the LP's own view of the market).
-    mids: Mutex<Vec<f64>>,
+    /// Simulated price per symbol (the LP's own view of the market).
+    walks: Mutex<Vec<PriceWalk>>,
+}
+
+/// The LP's outgoing sequence number and the number the engine expects next.
+#[derive(Debug)]
+struct Sequence {
+    lp_next: u64,
+    expected: u64,
+}
+
+/// One symbol's simulated mid and the level its random walk is pulled back to.
+#[derive(Clone, Copy, Debug)]
+struct PriceWalk {
+    mid: f64,
+    anchor: f64,
 }
 
 impl LpSession {
@@ -147,10 +163,13 @@ impl LpSession {
         market: Arc<Market>,
         metrics: TradingMetrics,
     ) -> Arc<Self> {
-        let mids = market
+        let walks = market
             .instruments()
             .iter()
-            .map(|i| i.reference_price)
+            .map(|i| PriceWalk {
+                mid: i.reference_price,
+                anchor: i.reference_price,
+            })
             .collect();
         let (wake, _) = watch::channel(());
         Arc::new(Self {
@@ -160,11 +179,14 @@ impl LpSession {
             state: AtomicU8::new(LpState::Disconnected as u8),
             held_down: AtomicBool::new(false),
             wake,
-            expected_seq: AtomicU64::new(1),
-            lp_seq: AtomicU64::new(1),
+            sequence: Mutex::new(Sequence {
+                lp_next: 1,
+                expected: 1,
+            }),
+            injected_gap: AtomicU64::new(0),
             market,
             metrics,
-            mids: Mutex::new(mids),
+            walks: Mutex::new(walks),
         })
     }
 
@@ -209,6 +231,26 @@ impl LpSession {
         self.wake.send_replace(());
     }
 
+    /// Operator fault injection: the LP loses the next `messages` messages it sends, so the
+    /// engine sees a sequence gap of exactly that size on the message after.
+    pub fn inject_sequence_gap(&self, messages: u64) {
+        self.injected_gap.fetch_add(messages, Ordering::AcqRel);
+    }
+
+    /// Operator fault injection: moves the LP's simulated price of `symbol` to `mid`, and the
+    /// level its random walk returns to with it, so the market stays there instead of drifting
+    /// back. The LP's next quote is around the new price.
+    pub fn move_price(&self, symbol: SymbolId, mid: f64) {
+        let mut walks = self.walks.lock().unwrap_or_else(PoisonError::into_inner);
+        walks[symbol.index()] = PriceWalk { mid, anchor: mid };
+    }
+
+    /// Resynchronises on logon: the engine expects whatever the LP sends next.
+    fn resync_sequence(&self) {
+        let mut sequence = self.sequence.lock().unwrap_or_else(PoisonError::into_inner);
+        sequence.expected = sequence.lp_next;
+    }
+
     fn sample_latency(&self, rng: &mut impl Rng) -> Duration {
         let b = &self.behaviour;
         let jitter = -b.jitter_ms * (1.0 - rng.gen::<f64>()).ln();
@@ -222,15 +264,22 @@ impl LpSession {
 
     /// Receives one sequenced message from the LP: counts the messages a gap lost.
     fn receive_sequenced(&self, rng: &mut impl Rng) {
-        let skip = if rng.gen::<f64>() < self.behaviour.sequence_gap_probability {
+        let random = if rng.gen::<f64>() < self.behaviour.sequence_gap_probability {
             rng.gen_range(1..=3)
         } else {
             0
         };
-        let seq = self.lp_seq.fetch_add(1 + skip, Ordering::AcqRel) + skip;
-        let expected = self.expected_seq.swap(seq + 1, Ordering::AcqRel);
-        if seq > expected {
-            self.metrics.lp.record_sequence_gap(self.id, seq - expected);
+        let missed = {
+            let mut sequence = self.sequence.lock().unwrap_or_else(PoisonError::into_inner);
+            let skip = random + self.injected_gap.swap(0, Ordering::AcqRel);
+            let seq = sequence.lp_next + skip;
+            sequence.lp_next = seq + 1;
+            let missed = seq.saturating_sub(sequence.expected);
+            sequence.expected = seq + 1;
+            missed
+        };
+        if missed > 0 {
+            self.metrics.lp.record_sequence_gap(self.id, missed);
         }
     }
 
@@ -283,7 +332,7 @@ impl LpSession {
             });
         }
         self.ensure_connected()?;
-        let mid = self.mids.lock().unwrap_or_else(PoisonError::into_inner)[symbol.index()];
+        let mid = self.walks.lock().unwrap_or_else(PoisonError::into_inner)[symbol.index()].mid;
         let instrument = self.market.instrument(symbol);
         let half_spread = b.spread_pips * instrument.pip / 2.0;
         let slippage = slip * instrument.pip;
@@ -296,15 +345,17 @@ impl LpSession {
 
     fn next_quote(&self, rng: &mut SmallRng, symbol: usize) -> Quote {
         let instrument = &self.market.instruments()[symbol];
-        let mut mids = self.mids.lock().unwrap_or_else(PoisonError::into_inner);
-        let mid = &mut mids[symbol];
-        // A random walk pulled gently back to the reference price, so a long run stays sane.
+        let mut walks = self.walks.lock().unwrap_or_else(PoisonError::into_inner);
+        let walk = &mut walks[symbol];
+        // A random walk pulled gently back to its anchor, so a long run stays sane.
         let shock: f64 = rng.gen::<f64>() - 0.5;
-        *mid += *mid * 0.00004 * shock + (instrument.reference_price - *mid) * 0.001;
+        walk.mid += walk.mid * 0.00004 * shock + (walk.anchor - walk.mid) * 0.001;
+        let mid = walk.mid;
+        drop(walks);
         let half = self.behaviour.spread_pips * instrument.pip * (0.5 + rng.gen::<f64>() * 0.5);
-        let bid = instrument.round(*mid - half);
+        let bid = instrument.round(mid - half);
         let ask = instrument
-            .round(*mid + half)
+            .round(mid + half)
             .max(instrument.round(bid + instrument.pip / 10.0));
         Quote {
             bid,
@@ -335,9 +386,7 @@ pub async fn run(session: Arc<LpSession>, mut shutdown: watch::Receiver<bool>) {
         session.set_state(LpState::Connecting);
         let logon = session.sample_latency(&mut rng) * 2;
         tokio::time::sleep(logon).await;
-        session
-            .expected_seq
-            .store(session.lp_seq.load(Ordering::Acquire), Ordering::Release);
+        session.resync_sequence();
         session.set_state(LpState::Connected);
         let dropped = stream(&session, &mut rng, &symbols, &mut wake, &mut shutdown).await;
         session.set_state(LpState::Disconnected);
