@@ -67,19 +67,11 @@ impl MetricsEndpoint {
             .with_state(self)
     }
 
-    /// True when `headers` carry the right bearer token (or none is required). The comparison
-    /// takes the same time wherever the presented token first differs.
-    pub fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(expected) = &self.token else {
-            return true;
-        };
-        let presented = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().as_bytes());
-        presented.is_some_and(|p| bool::from(p.ct_eq(expected)))
+    /// True when no token is required or `headers` carry it (see [`bearer_matches`]).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        self.token
+            .as_deref()
+            .is_none_or(|expected| bearer_matches(headers, expected))
     }
 
     /// Renders the exposition a request asks for: format from `Accept`, gzip from
