@@ -351,29 +351,40 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         format!("{self:?}").trim_matches('"').to_owned()
     }
+
+    /// The user and password of a `scheme://user:password@host/…` URL.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        split_userinfo(&self.0).and_then(|(_, userinfo, _)| userinfo.split_once(':'))
+    }
+
+    /// The URL without its `user[:password]@` part, for a client that sends the credentials
+    /// apart from the URL.
+    pub fn without_userinfo(&self) -> String {
+        match split_userinfo(&self.0) {
+            Some((scheme, _, rest)) => format!("{scheme}{rest}"),
+            None => self.0.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // scheme://user:password@host/… shows as scheme://user:<redacted>@host/…
-        let url = &self.0;
-        match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let credentials = &url[scheme + 3..at];
-                match credentials.split_once(':') {
-                    Some((user, _)) => write!(
-                        f,
-                        "\"{}{}:<redacted>{}\"",
-                        &url[..scheme + 3],
-                        user,
-                        &url[at..]
-                    ),
-                    None => write!(f, "{url:?}"),
-                }
+        match (split_userinfo(&self.0), self.credentials()) {
+            (Some((scheme, _, rest)), Some((user, _))) => {
+                write!(f, "\"{scheme}{user}:<redacted>@{rest}\"")
             }
-            _ => write!(f, "{url:?}"),
+            _ => write!(f, "{:?}", self.0),
         }
     }
+}
+
+/// Splits `scheme://userinfo@rest` into `scheme://`, `userinfo` and `rest`; `None` when the URL
+/// has no userinfo.
+fn split_userinfo(url: &str) -> Option<(&str, &str, &str)> {
+    let scheme_end = url.find("://")? + 3;
+    let at = url.rfind('@').filter(|&at| at >= scheme_end)?;
+    Some((&url[..scheme_end], &url[scheme_end..at], &url[at + 1..]))
 }
 
 /// The resolved configuration.
@@ -878,6 +889,27 @@ mod tests {
             shown.contains("postgres://rtx:<redacted>@127.0.0.1:5432/rtx"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn credentials_come_out_of_a_url_and_the_url_keeps_the_rest() {
+        let url = DatabaseUrl("http://am:p@ss@alertmanager:9093/base".into());
+        assert_eq!(url.credentials(), Some(("am", "p@ss")));
+        assert_eq!(url.without_userinfo(), "http://alertmanager:9093/base");
+        assert_eq!(
+            url.redacted(),
+            "http://am:<redacted>@alertmanager:9093/base"
+        );
+
+        let user_only = DatabaseUrl("postgres://rtx@db/rtx".into());
+        assert_eq!(user_only.credentials(), None);
+        assert_eq!(user_only.without_userinfo(), "postgres://db/rtx");
+        assert_eq!(user_only.redacted(), "postgres://rtx@db/rtx");
+
+        let plain = DatabaseUrl("sqlite://data/rtx.db".into());
+        assert_eq!(plain.credentials(), None);
+        assert_eq!(plain.without_userinfo(), "sqlite://data/rtx.db");
+        assert_eq!(plain.redacted(), "sqlite://data/rtx.db");
     }
 
     #[test]

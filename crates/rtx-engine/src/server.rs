@@ -134,19 +134,13 @@ fn alertmanager_config(
         .alertmanager_urls
         .iter()
         .map(|u| {
-            let url = u.expose();
-            match (url.find("://"), url.rfind('@')) {
-                (Some(scheme), Some(at)) if at > scheme => {
-                    if let Some((user, password)) = url[scheme + 3..at].split_once(':') {
-                        auth = AlertmanagerAuth::Basic {
-                            user: user.to_owned(),
-                            password: password.to_owned(),
-                        };
-                    }
-                    format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-                }
-                _ => url.to_owned(),
+            if let Some((user, password)) = u.credentials() {
+                auth = AlertmanagerAuth::Basic {
+                    user: user.to_owned(),
+                    password: password.to_owned(),
+                };
             }
+            u.without_userinfo()
         })
         .collect();
     let mut am = AlertmanagerConfig::new(urls);
