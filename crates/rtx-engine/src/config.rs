@@ -335,18 +335,17 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A database URL whose password `Debug` hides.
+/// A URL that may carry `user:password@` credentials (the database's, an Alertmanager's),
+/// whose password `Debug` hides.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+pub struct SecretUrl(String);
 
-impl DatabaseUrl {
+impl SecretUrl {
     /// The URL to connect with.
     pub fn expose(&self) -> &str {
         &self.0
     }
-}
 
-impl DatabaseUrl {
     /// The URL with any password replaced, for logs.
     pub fn redacted(&self) -> String {
         format!("{self:?}").trim_matches('"').to_owned()
@@ -367,7 +366,7 @@ impl DatabaseUrl {
     }
 }
 
-impl std::fmt::Debug for DatabaseUrl {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // scheme://user:password@host/… shows as scheme://user:<redacted>@host/…
         match (split_userinfo(&self.0), self.credentials()) {
@@ -415,7 +414,7 @@ pub struct Config {
     /// Cap for other labels from outside.
     pub label_cap: usize,
     /// Database URL.
-    pub database_url: DatabaseUrl,
+    pub database_url: SecretUrl,
     /// Simulated orders per second.
     pub sim_order_rate: f64,
     /// Admin bearer token; `None` disables `/admin`.
@@ -433,7 +432,7 @@ pub struct Config {
     /// Logging.
     pub logging: LoggingConfig,
     /// Alertmanager base URLs (may carry basic-auth credentials).
-    pub alertmanager_urls: Vec<DatabaseUrl>,
+    pub alertmanager_urls: Vec<SecretUrl>,
     /// Alert evaluation interval.
     pub alert_eval_interval: Duration,
     /// Runtime collector interval.
@@ -590,11 +589,11 @@ impl Config {
                 reason: format!("{trace_sample_ratio} is not between 0.0 and 1.0"),
             });
         }
-        let alertmanager_urls: Vec<DatabaseUrl> = settings
+        let alertmanager_urls: Vec<SecretUrl> = settings
             .alertmanager_url
             .clone()
             .or(file.alertmanager_url.clone())
-            .map(|list| split_list(&list).into_iter().map(DatabaseUrl).collect())
+            .map(|list| split_list(&list).into_iter().map(SecretUrl).collect())
             .unwrap_or_default();
         if let Some(bad) = alertmanager_urls
             .iter()
@@ -719,7 +718,7 @@ impl Config {
             })
             .collect();
         Ok(Self {
-            database_url: DatabaseUrl(database_url),
+            database_url: SecretUrl(database_url),
             sim_order_rate,
             admin_token: settings
                 .admin_token
@@ -893,7 +892,7 @@ mod tests {
 
     #[test]
     fn credentials_come_out_of_a_url_and_the_url_keeps_the_rest() {
-        let url = DatabaseUrl("http://am:p@ss@alertmanager:9093/base".into());
+        let url = SecretUrl("http://am:p@ss@alertmanager:9093/base".into());
         assert_eq!(url.credentials(), Some(("am", "p@ss")));
         assert_eq!(url.without_userinfo(), "http://alertmanager:9093/base");
         assert_eq!(
@@ -901,12 +900,12 @@ mod tests {
             "http://am:<redacted>@alertmanager:9093/base"
         );
 
-        let user_only = DatabaseUrl("postgres://rtx@db/rtx".into());
+        let user_only = SecretUrl("postgres://rtx@db/rtx".into());
         assert_eq!(user_only.credentials(), None);
         assert_eq!(user_only.without_userinfo(), "postgres://db/rtx");
         assert_eq!(user_only.redacted(), "postgres://rtx@db/rtx");
 
-        let plain = DatabaseUrl("sqlite://data/rtx.db".into());
+        let plain = SecretUrl("sqlite://data/rtx.db".into());
         assert_eq!(plain.credentials(), None);
         assert_eq!(plain.without_userinfo(), "sqlite://data/rtx.db");
         assert_eq!(plain.redacted(), "sqlite://data/rtx.db");
