@@ -6,9 +6,11 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtx_testkit::{metric_sum, Engine};
+use rtx_testkit::{
+    blocking_client, market_order, metric_sum, post_order, wait_for, wait_for_fill, Engine,
+};
 
 const CONFIG: &str = r#"
 sim_order_rate = 0.0
@@ -25,40 +27,30 @@ stale_after_secs = 2
 fn stale_quotes_are_refused_and_counted_per_lp() {
     let (dir, config) = rtx_testkit::config_file("stale-config", CONFIG);
     let engine = Engine::start(env!("CARGO_BIN_EXE_rtx-engine"), &[("RTX_CONFIG", &config)]);
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let order = || {
-        let r = http
-            .post(engine.url("/api/orders"))
-            .body(r#"{"account_id":"demo-1","symbol":"EURUSD","side":"buy","volume":0.1}"#)
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().unwrap())
-    };
+    let http = blocking_client();
+    let body = market_order("demo-1", "EURUSD", "buy", 0.1);
+    let order = || post_order(&http, &engine, &body);
 
-    // While the LPs quote, an order fills and nothing is stale.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = order();
-        if status == 201 && body["status"] == "filled" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no fill while quoting: {body}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // While the LPs quote, an order fills.
+    wait_for_fill(&http, &engine, "demo-1");
 
-    // Two seconds after logon the feeds stop; half a second later every quote is too old.
-    std::thread::sleep(Duration::from_millis(3_000));
-    let (status, body) = order();
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["status"], "rejected", "{body}");
-    assert!(
-        body["reason"].as_str().unwrap_or("").contains("quote"),
-        "{body}"
+    // Two seconds after logon the feeds stop; half a second later every quote is too old and
+    // orders are refused for want of one. Until then they fill (or, rarely, an LP rejects one).
+    let body = wait_for(
+        Duration::from_secs(20),
+        "an order refused for a stale quote",
+        || {
+            let (status, body) = order();
+            assert_eq!(status, 201, "{body}");
+            let no_quote = body["reason"].as_str().unwrap_or("").contains("quote");
+            if no_quote {
+                Ok(body)
+            } else {
+                Err(body)
+            }
+        },
     );
+    assert_eq!(body["status"], "rejected", "{body}");
 
     let text = engine.scrape();
     for lp in ["OANDA", "LMAX", "CURRENEX"] {
