@@ -9,7 +9,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rtx_testkit::{free_port, http_get, Alertmanager, Engine};
+use rtx_testkit::{
+    blocking_client, free_port, http_get, lp_admin, metric_sum, wait_for, wait_for_ready_status,
+    wait_until, Alertmanager, Engine,
+};
+
+/// `LPDisconnected`'s `for` in [`CONFIG`].
+const FOR: Duration = Duration::from_secs(3);
 
 const CONFIG: &str = r#"
 alert_eval_interval = "250ms"
@@ -40,12 +46,42 @@ fn lmax_active(am: SocketAddr) -> bool {
         .any(|a| a["labels"]["lp"] == "LMAX" && a["status"]["state"] == "active")
 }
 
-fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The engine's `/alerts`: active alerts (pending and firing) and the history, newest first.
+fn engine_alerts(engine: &Engine) -> serde_json::Value {
+    let (status, body) = http_get(engine.addr, "/alerts").unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits until every LP is connected and no `LPDisconnected` is active: an evaluation from
+/// before the LPs logged on may have left one pending, and a disconnect must start a fresh
+/// `for`. The LPs stay connected from here until the test says otherwise, so no later
+/// evaluation starts one either.
+fn wait_for_every_lp_connected_and_no_alert(engine: &Engine) {
+    wait_until(
+        Duration::from_secs(20),
+        "every LP connected and no LPDisconnected active",
+        || {
+            let metrics = engine.scrape();
+            let connected = ["OANDA", "LMAX", "CURRENEX"]
+                .iter()
+                .all(|lp| metric_sum(&metrics, "rtx_lp_connected", &[("lp", lp)]) == 1.0);
+            connected
+                && !engine_alerts(engine)["active"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["alertname"] == "LPDisconnected")
+        },
+    );
+}
+
+fn notifications(engine: &Engine, outcome: &str) -> f64 {
+    metric_sum(
+        &engine.scrape(),
+        "rtx_alertmanager_notifications_total",
+        &[("outcome", outcome)],
+    )
 }
 
 fn engine(am: SocketAddr) -> (Engine, std::path::PathBuf) {
@@ -58,25 +94,9 @@ fn engine(am: SocketAddr) -> (Engine, std::path::PathBuf) {
             ("RTX_ALERTMANAGER_URL", &format!("http://{am}")),
         ],
     );
-    wait_until(Duration::from_secs(10), "engine ready", || {
-        http_get_ok_200(&engine, "/ready")
-    });
-    // Let a few evaluations see every LP connected, so the disconnect starts a fresh `for`.
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_ready_status(&engine, 200);
+    wait_for_every_lp_connected_and_no_alert(&engine);
     (engine, dir)
-}
-
-fn http_get_ok_200(engine: &Engine, path: &str) -> bool {
-    http_get(engine.addr, path).is_some_and(|(s, _)| s == 200)
-}
-
-fn admin(engine: &Engine, action: &str) {
-    let r = reqwest::blocking::Client::new()
-        .post(engine.url(&format!("/admin/lps/LMAX/{action}")))
-        .bearer_auth("t")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 #[test]
@@ -84,22 +104,51 @@ fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
     let am_addr = free_port();
     let _am = Alertmanager::start(am_addr);
     let (engine, dir) = engine(am_addr);
-    admin(&engine, "disconnect");
-    let disconnected = Instant::now();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        !lmax_active(am_addr),
-        "LPDisconnected reached Alertmanager before its `for` of 3 s"
+    let http = blocking_client();
+    // Taken before the request, inside which the engine disconnects: the time since `before`
+    // is never less than the time since the disconnect, so a look that ends less than `FOR`
+    // after `before` certainly happened within the alert's `for`.
+    let before = Instant::now();
+    lp_admin(&http, &engine, "t", "LMAX", "disconnect");
+    let pending = wait_for(
+        Duration::from_secs(10),
+        "LPDisconnected in the engine's active alerts",
+        || {
+            let alerts = engine_alerts(&engine);
+            let lmax = alerts["active"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["alertname"] == "LPDisconnected" && a["labels"]["lp"] == "LMAX");
+            lmax.cloned().ok_or(alerts)
+        },
     );
-    let (_, alerts) = http_get(engine.addr, "/alerts").unwrap();
-    let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
-    assert_eq!(alerts["active"][0]["state"], "pending", "{alerts}");
+    if before.elapsed() < FOR {
+        assert_eq!(pending["state"], "pending", "{pending}");
+    }
+    // Nothing may reach Alertmanager before the `for` is over. This waits on purpose, to watch
+    // that it does not happen; looks that end after `FOR` (a slow machine) prove nothing and are
+    // not held against it.
+    while before.elapsed() < FOR / 2 {
+        let active = lmax_active(am_addr);
+        if before.elapsed() < FOR {
+            assert!(
+                !active,
+                "LPDisconnected reached Alertmanager before its `for` of {FOR:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     wait_until(
         Duration::from_secs(15),
         "LPDisconnected{lp=\"LMAX\"} active in Alertmanager",
         || lmax_active(am_addr),
     );
-    assert!(disconnected.elapsed() >= Duration::from_secs(3));
+    assert!(
+        before.elapsed() >= FOR,
+        "LPDisconnected reached Alertmanager {:?} after the disconnect, before its `for`",
+        before.elapsed()
+    );
     let fired = lp_alerts(am_addr)
         .into_iter()
         .find(|a| a["labels"]["lp"] == "LMAX")
@@ -110,31 +159,29 @@ fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
         .as_str()
         .unwrap()
         .contains("LMAX"));
-    let metrics = engine.scrape();
     assert_eq!(
-        rtx_testkit::metric_sum(
-            &metrics,
+        metric_sum(
+            &engine.scrape(),
             "rtx_alerts_firing",
             &[("alertname", "LPDisconnected")]
         ),
         1.0
     );
-    assert!(
-        rtx_testkit::metric_sum(
-            &metrics,
-            "rtx_alertmanager_notifications_total",
-            &[("outcome", "success")]
-        ) >= 1.0
+    // The engine counts the notification once Alertmanager has answered it, which can be just
+    // after Alertmanager shows the alert.
+    wait_until(
+        Duration::from_secs(10),
+        "a successful notification counted",
+        || notifications(&engine, "success") >= 1.0,
     );
 
-    admin(&engine, "connect");
+    lp_admin(&http, &engine, "t", "LMAX", "connect");
     wait_until(
         Duration::from_secs(15),
         "LPDisconnected resolved in Alertmanager",
         || !lmax_active(am_addr),
     );
-    let (_, alerts) = http_get(engine.addr, "/alerts").unwrap();
-    let alerts: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    let alerts = engine_alerts(&engine);
     assert_eq!(alerts["history"][0]["state"], "resolved", "{alerts}");
     assert_eq!(alerts["history"][1]["state"], "firing", "{alerts}");
     let _ = std::fs::remove_dir_all(dir);
@@ -144,16 +191,12 @@ fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
 fn an_alertmanager_started_late_still_receives_the_alert() {
     let am_addr = free_port();
     let (engine, dir) = engine(am_addr);
-    admin(&engine, "disconnect");
-    // Past the `for`: the engine is firing and failing to notify nobody-home.
-    std::thread::sleep(Duration::from_secs(5));
-    let metrics = engine.scrape();
-    assert!(
-        rtx_testkit::metric_sum(
-            &metrics,
-            "rtx_alertmanager_notifications_total",
-            &[("outcome", "failure")]
-        ) >= 1.0
+    lp_admin(&blocking_client(), &engine, "t", "LMAX", "disconnect");
+    // Past the `for`, the engine fires and fails to notify nobody-home.
+    wait_until(
+        Duration::from_secs(20),
+        "a failed notification counted",
+        || notifications(&engine, "failure") >= 1.0,
     );
     let _am = Alertmanager::start(am_addr);
     wait_until(
@@ -264,31 +307,17 @@ fn alerts_reach_an_alertmanager_over_https_with_basic_auth() {
                 ("RTX_ALERTMANAGER_URL", &url),
             ],
         );
-        wait_until(Duration::from_secs(10), "engine ready", || {
-            http_get_ok_200(&engine, "/ready")
-        });
-        std::thread::sleep(Duration::from_secs(1));
-        admin(&engine, "disconnect");
+        wait_for_ready_status(&engine, 200);
+        wait_for_every_lp_connected_and_no_alert(&engine);
+        lp_admin(&blocking_client(), &engine, "t", "LMAX", "disconnect");
         wait_until(
             Duration::from_secs(20),
             &format!("a notification with outcome {outcome}"),
-            || {
-                let metrics = engine.scrape();
-                rtx_testkit::metric_sum(
-                    &metrics,
-                    "rtx_alertmanager_notifications_total",
-                    &[("outcome", outcome)],
-                ) >= 1.0
-            },
+            || notifications(&engine, outcome) >= 1.0,
         );
-        let metrics = engine.scrape();
         if outcome == "failure" {
             assert_eq!(
-                rtx_testkit::metric_sum(
-                    &metrics,
-                    "rtx_alertmanager_notifications_total",
-                    &[("outcome", "success")]
-                ),
+                notifications(&engine, "success"),
                 0.0,
                 "a wrong password is refused"
             );
