@@ -5,53 +5,16 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtx_testkit::Engine;
+use rtx_testkit::{
+    async_client, get_json_async, lp_admin_async, market_order, wait_for_ready_status_async,
+    wait_for_ready_verdict_async, wait_until_async, Engine,
+};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
-
-async fn probe(http: &reqwest::Client, engine: &Engine, path: &str) -> (u16, serde_json::Value) {
-    let r = http.get(engine.url(path)).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn wait_for(
-    http: &reqwest::Client,
-    engine: &Engine,
-    path: &str,
-    status: u16,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (code, body) = probe(http, engine, path).await;
-        if code == status {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} stayed {code}, wanted {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls `/ready` until it answers `code` with the overall `status`; panics after 10 s.
-async fn wait_for_verdict(http: &reqwest::Client, engine: &Engine, code: u16, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (got, body) = probe(http, engine, "/ready").await;
-        if got == code && body["status"] == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/ready stayed {got}, wanted {code} {status}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
@@ -64,35 +27,18 @@ async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
             ("RTX_SIM_ORDER_RATE", "0"),
         ],
     );
-    let http = reqwest::Client::new();
-    let ready = wait_for(&http, &engine, "/ready", 200).await;
+    let http = async_client();
+    let ready = wait_for_ready_status_async(&engine, 200).await;
     assert_eq!(ready["checks"]["liquidity_providers"]["status"], "healthy");
     assert_eq!(ready["checks"]["database"]["status"], "healthy");
 
-    let admin = |lp: &'static str, action: &'static str| {
-        let (http, url) = (
-            http.clone(),
-            engine.url(&format!("/admin/lps/{lp}/{action}")),
-        );
-        async move {
-            assert_eq!(
-                http.post(url)
-                    .bearer_auth("t")
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
-                200
-            )
-        }
-    };
-    admin("OANDA", "disconnect").await;
-    wait_for_verdict(&http, &engine, 200, "degraded").await;
-    admin("LMAX", "disconnect").await;
-    admin("CURRENEX", "disconnect").await;
-    let down = wait_for(&http, &engine, "/ready", 503).await;
+    lp_admin_async(&http, &engine, "t", "OANDA", "disconnect").await;
+    wait_for_ready_verdict_async(&engine, 200, "degraded").await;
+    lp_admin_async(&http, &engine, "t", "LMAX", "disconnect").await;
+    lp_admin_async(&http, &engine, "t", "CURRENEX", "disconnect").await;
+    let down = wait_for_ready_status_async(&engine, 503).await;
     assert_eq!(down["checks"]["liquidity_providers"]["status"], "unhealthy");
-    let (code, live) = probe(&http, &engine, "/health").await;
+    let (code, live) = get_json_async(&http, &engine.url("/health")).await;
     assert_eq!(code, 200, "liveness must not follow the LPs: {live}");
     assert!(
         live["checks"].get("liquidity_providers").is_none()
@@ -100,18 +46,18 @@ async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
     );
 
     for lp in ["OANDA", "LMAX", "CURRENEX"] {
-        admin(lp, "connect").await;
+        lp_admin_async(&http, &engine, "t", lp, "connect").await;
     }
     // Reconnecting takes each LP through `connecting`: readiness passes through degraded.
-    wait_for_verdict(&http, &engine, 200, "healthy").await;
+    wait_for_ready_verdict_async(&engine, 200, "healthy").await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_bodies_follow_the_spec_and_the_ietf_draft() {
     let engine = Engine::start(ENGINE, &[("RTX_SIM_ORDER_RATE", "0")]);
-    let http = reqwest::Client::new();
-    let ready = wait_for(&http, &engine, "/ready", 200).await;
+    let http = async_client();
+    let ready = wait_for_ready_status_async(&engine, 200).await;
     for key in ["status", "version", "uptime_seconds", "checks"] {
         assert!(ready.get(key).is_some(), "missing {key}: {ready}");
     }
@@ -183,40 +129,59 @@ async fn sigterm_turns_readiness_off_for_the_drain_while_orders_complete() {
         "[shutdown]\ndrain_delay_ms = 1500\ntimeout_ms = 8000\n\n[health]\nlp_interval_ms = 100\n",
     );
     let mut engine = Engine::start(ENGINE, &[("RTX_CONFIG", &cfg), ("RTX_SIM_ORDER_RATE", "0")]);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    wait_for(&http, &engine, "/ready", 200).await;
+    let http = async_client();
+    wait_for_ready_status_async(&engine, 200).await;
 
+    // Orders keep coming until the test has seen some answered during the drain (or the
+    // engine stops answering); `answered` lets it see them flowing.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let url = Arc::new(engine.url("/api/orders"));
     let load: Vec<_> = (0..8)
         .map(|i| {
             let (http, url) = (http.clone(), Arc::clone(&url));
+            let (answered, stop) = (Arc::clone(&answered), Arc::clone(&stop));
             tokio::spawn(async move {
                 let mut statuses = Vec::new();
-                let started = Instant::now();
-                while started.elapsed() < Duration::from_millis(1200) {
-                    let body = format!(r#"{{"account_id":"demo-{}","symbol":"EURUSD","side":"buy","volume":0.01}}"#, 1 + i % 10);
-                    match http.post(url.as_str()).body(body).send().await {
+                let body = market_order(&format!("demo-{}", 1 + i % 10), "EURUSD", "buy", 0.01);
+                while !stop.load(Ordering::Relaxed) {
+                    match http.post(url.as_str()).body(body.clone()).send().await {
                         Ok(r) => statuses.push(r.status().as_u16()),
                         Err(_) => break,
                     }
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
                 statuses
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answered_at_least = |n: usize| {
+        let answered = Arc::clone(&answered);
+        async move || answered.load(Ordering::Relaxed) >= n
+    };
+    wait_until_async(
+        Duration::from_secs(10),
+        "orders answered before the signal",
+        answered_at_least(8),
+    )
+    .await;
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &engine.pid().to_string()])
         .status();
     // The signal is handled asynchronously, so readiness turns within moments rather than at
     // once; during the drain the listener still answers, and readiness says 503.
-    let body = wait_for(&http, &engine, "/ready", 503).await;
+    let body = wait_for_ready_status_async(&engine, 503).await;
     assert_eq!(body["reason"], "shutting down: draining connections");
-    let (live, _) = probe(&http, &engine, "/health").await;
+    let (live, _) = get_json_async(&http, &engine.url("/health")).await;
     assert_eq!(live, 200, "liveness stays up while draining");
+    let during = answered.load(Ordering::Relaxed);
+    wait_until_async(
+        Duration::from_secs(10),
+        "orders answered during the drain",
+        answered_at_least(during + 8),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
     let mut statuses = Vec::new();
     for l in load {
         statuses.extend(l.await.unwrap());
