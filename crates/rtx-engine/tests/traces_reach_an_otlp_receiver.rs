@@ -9,24 +9,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 use prost::Message;
-use rtx_testkit::{free_port, metric_sum, Engine};
+use rtx_testkit::{
+    blocking_client, free_port, loopback_listener, market_order, metric_sum, post_order, wait_for,
+    wait_for_fill, wait_until, Engine,
+};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
+/// An order slower than this waited on the exporter. The slow collector answers after 3 s, so
+/// an order held by an export shows as seconds; a loaded 2-core machine alone stretches an order
+/// to a few hundred milliseconds now and then, which a tighter bound would take for a defect.
+const SLOW_ORDER: Duration = Duration::from_secs(2);
+
 /// A minimal OTLP/HTTP receiver on a real socket: HTTP/1.1 with keep-alive, bodies decoded as
 /// `ExportTraceServiceRequest`.
 fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
-    let addr = free_port();
-    let listener = TcpListener::bind(addr).unwrap();
+    let listener = loopback_listener();
+    let addr = listener.local_addr().unwrap();
     let spans = Arc::new(Mutex::new(Vec::new()));
     let store = Arc::clone(&spans);
     std::thread::spawn(move || {
@@ -89,18 +97,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn post_order(engine: &Engine, account: &str, traceparent: Option<&str>) -> serde_json::Value {
-    let mut request = reqwest::blocking::Client::new()
+/// An order with a `traceparent` header; it must be answered 201.
+fn traced_order(
+    http: &reqwest::blocking::Client,
+    engine: &Engine,
+    account: &str,
+    traceparent: &str,
+) -> serde_json::Value {
+    let response = http
         .post(engine.url("/api/orders"))
-        .body(format!(
-            r#"{{"account_id":"{account}","symbol":"EURUSD","side":"buy","volume":0.01}}"#
-        ));
-    if let Some(tp) = traceparent {
-        request = request.header("traceparent", tp);
-    }
-    let response = request.send().unwrap();
+        .header("traceparent", traceparent)
+        .body(market_order(account, "EURUSD", "buy", 0.01))
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 201);
     response.json().unwrap()
+}
+
+/// A plain order; it must be answered 201.
+fn order(http: &reqwest::blocking::Client, engine: &Engine, account: &str) {
+    let (status, body) = post_order(http, engine, &market_order(account, "EURUSD", "buy", 0.01));
+    assert_eq!(status, 201, "{body}");
 }
 
 #[test]
@@ -113,43 +130,46 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
             ("RTX_SIM_ORDER_RATE", "0"),
         ],
     );
-    std::thread::sleep(Duration::from_millis(500)); // first quotes
-                                                    // demo-1 is A-book: its order goes to an LP.
-    let order = post_order(
+    let http = blocking_client();
+    // demo-1 is A-book: its order goes to an LP, once the LPs quote.
+    wait_for_fill(&http, &engine, "demo-1");
+    let order = traced_order(
+        &http,
         &engine,
         "demo-1",
-        Some(&format!("00-{TRACE}-{CALLER_SPAN}-01")),
+        &format!("00-{TRACE}-{CALLER_SPAN}-01"),
     );
     assert!(
         ["filled", "rejected", "error"].contains(&order["status"].as_str().unwrap()),
         "{order}"
     );
     // A malformed header starts a new trace and never fails the request.
-    post_order(&engine, "demo-5", Some("00-NOT-A-TRACEPARENT-01"));
+    traced_order(&http, &engine, "demo-5", "00-NOT-A-TRACEPARENT-01");
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let (server, execute, db, lp) = loop {
-        let all = spans.lock().unwrap().clone();
-        let ours: Vec<Span> = all
-            .into_iter()
-            .filter(|s| hex(&s.trace_id) == TRACE)
-            .collect();
-        let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
-        if let (Some(a), Some(b), Some(c), Some(d)) = (
-            find("POST /api/orders"),
-            find("order.execute"),
-            find("db.query"),
-            find("lp.request"),
-        ) {
-            break (a, b, c, d);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "spans of trace {TRACE} received: {:?}",
-            ours.iter().map(|s| &s.name).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (server, execute, db, lp) = wait_for(
+        Duration::from_secs(15),
+        &format!("the spans of trace {TRACE}"),
+        || {
+            let all = spans.lock().unwrap().clone();
+            let ours: Vec<Span> = all
+                .into_iter()
+                .filter(|s| hex(&s.trace_id) == TRACE)
+                .collect();
+            let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
+            match (
+                find("POST /api/orders"),
+                find("order.execute"),
+                find("db.query"),
+                find("lp.request"),
+            ) {
+                (Some(a), Some(b), Some(c), Some(d)) => Ok((a, b, c, d)),
+                _ => Err(format!(
+                    "received {:?}",
+                    ours.iter().map(|s| &s.name).collect::<Vec<_>>()
+                )),
+            }
+        },
+    );
     assert_eq!(
         hex(&server.parent_span_id),
         CALLER_SPAN,
@@ -190,7 +210,7 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
     );
 
     // Exemplars in an OpenMetrics scrape name traces the receiver got.
-    let om = reqwest::blocking::Client::new()
+    let om = http
         .get(engine.url("/metrics"))
         .header("accept", "application/openmetrics-text;version=1.0.0")
         .send()
@@ -208,20 +228,36 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
         !exemplar_traces.is_empty(),
         "no exemplar on the order latency histogram"
     );
-    let received: Vec<String> = spans
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| hex(&s.trace_id))
-        .collect();
-    for t in exemplar_traces {
-        assert!(
-            received.iter().any(|r| r == t),
-            "exemplar trace {t} was never exported"
-        );
-    }
-    let metrics = engine.scrape();
-    assert!(metric_sum(&metrics, "rtx_spans_exported_total", &[]) >= 4.0);
+    // An exemplar can name an order newer than the spans received so far (the malformed
+    // header's): its spans come in a later export.
+    wait_for(
+        Duration::from_secs(15),
+        "every exemplar's trace to be exported",
+        || {
+            let received: Vec<String> = spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| hex(&s.trace_id))
+                .collect();
+            let missing: Vec<&&str> = exemplar_traces
+                .iter()
+                .filter(|t| !received.iter().any(|r| r == **t))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("exemplar traces never exported: {missing:?}"))
+            }
+        },
+    );
+    // The engine counts an export once the receiver has answered it, which can be just after
+    // the receiver holds the spans.
+    wait_until(
+        Duration::from_secs(15),
+        "rtx_spans_exported_total >= 4",
+        || metric_sum(&engine.scrape(), "rtx_spans_exported_total", &[]) >= 4.0,
+    );
 }
 
 #[test]
@@ -234,34 +270,39 @@ fn an_unreachable_collector_never_slows_orders_and_drops_are_counted() {
             ("RTX_SIM_ORDER_RATE", "0"),
         ],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    let http = blocking_client();
+    wait_for_fill(&http, &engine, "demo-4");
     let mut slowest = Duration::ZERO;
     for i in 0..100 {
         let t = Instant::now();
-        post_order(&engine, &format!("demo-{}", 4 + i % 7), None);
+        order(&http, &engine, &format!("demo-{}", 4 + i % 7));
         slowest = slowest.max(t.elapsed());
     }
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < SLOW_ORDER,
         "an order took {slowest:?} with the collector down"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = engine.scrape();
-        if metric_sum(&metrics, "rtx_spans_dropped_total", &[]) >= 100.0 {
-            assert_eq!(metric_sum(&metrics, "rtx_spans_exported_total", &[]), 0.0);
-            break;
-        }
-        assert!(Instant::now() < deadline, "dropped spans not counted");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let metrics = wait_for(
+        Duration::from_secs(20),
+        "at least 100 dropped spans counted",
+        || {
+            let metrics = engine.scrape();
+            let dropped = metric_sum(&metrics, "rtx_spans_dropped_total", &[]);
+            if dropped >= 100.0 {
+                Ok(metrics)
+            } else {
+                Err(format!("rtx_spans_dropped_total {dropped}"))
+            }
+        },
+    );
+    assert_eq!(metric_sum(&metrics, "rtx_spans_exported_total", &[]), 0.0);
 }
 
 #[test]
 fn a_slow_collector_never_slows_orders_and_the_queue_stays_bounded() {
     // A collector that takes 3 s to answer each export.
-    let addr = free_port();
-    let listener = TcpListener::bind(addr).unwrap();
+    let listener = loopback_listener();
+    let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -284,16 +325,17 @@ fn a_slow_collector_never_slows_orders_and_the_queue_stays_bounded() {
             ("RTX_SIM_ORDER_RATE", "0"),
         ],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    let http = blocking_client();
+    wait_for_fill(&http, &engine, "demo-4");
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     for i in 0..300 {
         let t = Instant::now();
-        post_order(&engine, &format!("demo-{}", 4 + i % 7), None);
+        order(&http, &engine, &format!("demo-{}", 4 + i % 7));
         slowest = slowest.max(t.elapsed());
     }
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < SLOW_ORDER,
         "an order took {slowest:?} behind a slow collector"
     );
     assert!(started.elapsed() < Duration::from_secs(30));

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rtx_testkit::{metric_sum, Engine};
+use rtx_testkit::{async_client, metric_sum, wait_until_async, Engine};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,20 +55,25 @@ async fn websocket_clients_receive_quotes() {
         let quote: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(quote["symbol"], "EURUSD");
     }
-    let text = engine.scrape();
     assert_eq!(
-        metric_sum(&text, "rtx_websocket_connections_active", &[]),
+        metric_sum(&engine.scrape(), "rtx_websocket_connections_active", &[]),
         2.0
     );
-    assert!(
-        metric_sum(
-            &text,
-            "rtx_websocket_messages_sent_total",
-            &[("channel", "quotes")]
-        ) >= 30.0
-    );
+    // A message is counted once its send has completed, which can be after the client has it.
+    wait_until_async(
+        Duration::from_secs(10),
+        "the 30 quotes received counted as sent",
+        async || {
+            metric_sum(
+                &engine.scrape(),
+                "rtx_websocket_messages_sent_total",
+                &[("channel", "quotes")],
+            ) >= 30.0
+        },
+    )
+    .await;
 
-    let refused = reqwest::Client::new()
+    let refused = async_client()
         .get(engine.url("/ws/quotes?symbols=XAUUSD"))
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
