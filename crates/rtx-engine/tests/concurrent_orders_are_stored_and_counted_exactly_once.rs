@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rtx_testkit::{metric_sum, Engine, PgCluster};
+use rtx_testkit::{metric_sum, wait_for_fill_async, Engine, PgCluster};
 use tokio::sync::Semaphore;
 
 const ORDERS: usize = 2_000;
@@ -38,24 +38,11 @@ async fn run(database_url: Option<&str>) {
     let engine = Engine::start(env!("CARGO_BIN_EXE_rtx-engine"), &env);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
+        .timeout(rtx_testkit::REQUEST_TIMEOUT)
         .build()
         .unwrap();
     // Orders need prices: wait for the LPs' first quotes.
-    for _ in 0..100 {
-        let r: serde_json::Value = http
-            .post(engine.url("/api/orders"))
-            .body(r#"{"account_id":"demo-10","symbol":"EURUSD","side":"buy","volume":0.01}"#)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if r["status"] == "filled" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_fill_async(&http, &engine, "demo-10").await;
     let before = outcome_totals(&engine.scrape());
 
     let gate = Arc::new(Semaphore::new(CONCURRENCY));
@@ -126,7 +113,7 @@ async fn run(database_url: Option<&str>) {
     }
 
     // After a restart on the same database every acknowledged order is still there.
-    let engine = engine.restart();
+    let engine = tokio::task::block_in_place(|| engine.restart());
     for (id, status) in &answered {
         let response = http
             .get(engine.url(&format!("/api/orders/{id}")))

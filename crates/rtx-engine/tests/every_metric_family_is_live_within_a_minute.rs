@@ -5,10 +5,13 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use rtx_testkit::{parse_samples, Engine, Sample};
+use rtx_testkit::{
+    async_client, get_json_async, lp_admin_async, market_order, metric_sum, parse_samples,
+    post_order_async, wait_until_async, Engine, Poll, Sample,
+};
 
 /// Families whose honest value in a healthy run is zero: they must be exported, not moved.
 const ZERO_WHEN_HEALTHY: &[&str] = &[
@@ -65,7 +68,7 @@ async fn every_family_is_exported_and_fed_within_a_minute() {
             ),
         ],
     );
-    let http = reqwest::Client::new();
+    let http = async_client();
 
     // Traffic the simulation does not make: a WebSocket reader, API reads, a risk rejection,
     // and an LP disconnect and reconnect.
@@ -79,71 +82,64 @@ async fn every_family_is_exported_and_fed_within_a_minute() {
     // Keep reading, as a live client does: a client that stops reading is dropped as slow.
     let reader = tokio::spawn(async move { while ws.next().await.is_some() {} });
     for path in ["/api/orders", "/api/positions", "/api/accounts/demo-1"] {
-        assert!(http
-            .get(engine.url(path))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .is_success());
+        let (status, body) = get_json_async(&http, &engine.url(path)).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
     }
-    let oversized = r#"{"account_id":"demo-4","symbol":"EURUSD","side":"buy","volume":500}"#;
-    let rejected: serde_json::Value = http
-        .post(engine.url("/api/orders"))
-        .body(oversized)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rejected["status"], "rejected");
-    for action in ["disconnect", "connect"] {
-        let r = http
-            .post(engine.url(&format!("/admin/lps/LMAX/{action}")))
-            .bearer_auth("live-test")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    let oversized = market_order("demo-4", "EURUSD", "buy", 500.0);
+    let (_, rejected) = post_order_async(&http, &engine, &oversized).await;
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    // The disconnect has to be seen (and counted) before the reconnect, and the reconnect
+    // done before the families are judged.
+    for (action, connected) in [("disconnect", 0.0), ("connect", 1.0)] {
+        lp_admin_async(&http, &engine, "live-test", "LMAX", action).await;
+        wait_until_async(
+            Duration::from_secs(10),
+            &format!("rtx_lp_connected{{lp=\"LMAX\"}} {connected}"),
+            async || {
+                metric_sum(&engine.scrape(), "rtx_lp_connected", &[("lp", "LMAX")]) == connected
+            },
+        )
+        .await;
     }
 
     let families: Vec<String> = include_str!("spec_families.txt")
         .lines()
         .map(str::to_owned)
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = engine.scrape();
-        let samples = parse_samples(&text);
-        let exported: std::collections::BTreeSet<&String> = families
-            .iter()
-            .filter(|f| text.contains(&format!("# TYPE {f} ")))
-            .collect();
-        let mut moved = std::collections::BTreeSet::new();
-        for s in &samples {
-            if let Some(f) = family_of(s, &families) {
-                let counts = !s.name.ends_with("_bucket") && !s.name.ends_with("_sum");
-                if counts && s.value != 0.0 {
-                    moved.insert(f);
+    // The claim is "within a minute": the deadline is the assertion, not a guess at timing.
+    Poll::up_to(Duration::from_secs(60))
+        .every(Duration::from_millis(500))
+        .until_ok_async("every family exported and fed", async || {
+            let text = engine.scrape();
+            let samples = parse_samples(&text);
+            let exported: std::collections::BTreeSet<&String> = families
+                .iter()
+                .filter(|f| text.contains(&format!("# TYPE {f} ")))
+                .collect();
+            let mut moved = std::collections::BTreeSet::new();
+            for s in &samples {
+                if let Some(f) = family_of(s, &families) {
+                    let counts = !s.name.ends_with("_bucket") && !s.name.ends_with("_sum");
+                    if counts && s.value != 0.0 {
+                        moved.insert(f);
+                    }
                 }
             }
-        }
-        let missing: Vec<&String> = families.iter().filter(|f| !exported.contains(*f)).collect();
-        let still: Vec<&String> = families
-            .iter()
-            .filter(|f| !moved.contains(*f) && !ZERO_WHEN_HEALTHY.contains(&f.as_str()))
-            .collect();
-        if missing.is_empty() && still.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after 60 s: not exported {missing:?}; exported but never moved {still:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+            let missing: Vec<&String> =
+                families.iter().filter(|f| !exported.contains(*f)).collect();
+            let still: Vec<&String> = families
+                .iter()
+                .filter(|f| !moved.contains(*f) && !ZERO_WHEN_HEALTHY.contains(&f.as_str()))
+                .collect();
+            if missing.is_empty() && still.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "not exported {missing:?}; exported but never moved {still:?}"
+                ))
+            }
+        })
+        .await;
     reader.abort();
     let _ = std::fs::remove_dir_all(dir);
 }

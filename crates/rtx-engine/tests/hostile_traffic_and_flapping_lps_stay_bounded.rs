@@ -5,9 +5,11 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtx_testkit::{metric_sum, parse_samples, Engine};
+use rtx_testkit::{
+    blocking_client, get_json, lp_admin, metric_sum, parse_samples, wait_for, Engine, Poll,
+};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 
@@ -25,24 +27,14 @@ fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
             ("RTX_SIM_ORDER_RATE", "20"),
         ],
     );
-    let http = reqwest::blocking::Client::new();
-    let admin = |action: &str| {
-        let r = http
-            .post(engine.url(&format!("/admin/lps/LMAX/{action}")))
-            .bearer_auth("t")
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    };
+    let http = blocking_client();
+    let admin = |action: &str| lp_admin(&http, &engine, "t", "LMAX", action);
     let wait_connected = |want: f64| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while metric_sum(&engine.scrape(), "rtx_lp_connected", &[("lp", "LMAX")]) != want {
-            assert!(
-                Instant::now() < deadline,
-                "LMAX never reached connected={want}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        Poll::up_to(Duration::from_secs(10))
+            .every(Duration::from_millis(5))
+            .until(&format!("LMAX to reach connected={want}"), || {
+                metric_sum(&engine.scrape(), "rtx_lp_connected", &[("lp", "LMAX")]) == want
+            });
     };
     wait_connected(1.0);
     for _ in 0..100 {
@@ -61,32 +53,30 @@ fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
         metric_sum(&text, "rtx_lp_disconnects_total", &[("lp", "OANDA")]),
         0.0
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = http.get(engine.url("/ready")).send().unwrap();
-        let text = engine.scrape();
-        let firing = metric_sum(
-            &text,
-            "rtx_alerts_firing",
-            &[("alertname", "LPDisconnected")],
-        );
-        if ready.status() == 200 && firing == 0.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after the flapping: /ready {} and LPDisconnected firing {firing}",
-            ready.status()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        Duration::from_secs(20),
+        "/ready 200 and no LPDisconnected firing after the flapping",
+        || {
+            let (ready, _) = get_json(&http, &engine.url("/ready"));
+            let firing = metric_sum(
+                &engine.scrape(),
+                "rtx_alerts_firing",
+                &[("alertname", "LPDisconnected")],
+            );
+            if ready == 200 && firing == 0.0 {
+                Ok(())
+            } else {
+                Err(format!("/ready {ready}, LPDisconnected firing {firing}"))
+            }
+        },
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn thousands_of_unknown_paths_and_symbols_leave_the_series_count_bounded() {
     let engine = Engine::start(ENGINE, &[("RTX_SIM_ORDER_RATE", "0")]);
-    let http = reqwest::blocking::Client::new();
+    let http = blocking_client();
     let series = |text: &str| parse_samples(text).len();
     let hostile = |range: std::ops::Range<usize>| {
         for i in range {

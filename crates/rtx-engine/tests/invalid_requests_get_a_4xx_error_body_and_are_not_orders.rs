@@ -4,7 +4,7 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rtx_testkit::{metric_sum, Engine};
+use rtx_testkit::{async_client, get_json_async, metric_sum, post_order_async, Engine};
 
 struct Case {
     what: &'static str,
@@ -36,7 +36,7 @@ async fn invalid_orders_are_refused_with_the_error_body() {
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_SIM_ORDER_RATE", "0")],
     );
-    let http = reqwest::Client::new();
+    let http = async_client();
     let valid = r#""account_id":"demo-4","symbol":"EURUSD","side":"buy""#;
     let cases = vec![
         case(
@@ -159,17 +159,8 @@ async fn invalid_orders_are_refused_with_the_error_body() {
     ];
     let before = engine.scrape();
     for c in &cases {
-        let response = http
-            .post(engine.url("/api/orders"))
-            .body(c.body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", c.what));
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{}: the error body is not JSON: {e}", c.what));
+        // Panics, naming the body sent, when the answer is not JSON.
+        let (status, body) = post_order_async(&http, &engine, &c.body).await;
         assert_eq!(status, c.status, "{}: {body}", c.what);
         assert_eq!(body["error"]["code"], c.code, "{}: {body}", c.what);
         assert!(
@@ -199,15 +190,8 @@ async fn invalid_orders_are_refused_with_the_error_body() {
         metric_sum(&before, "rtx_orders_total", &[]),
         "no refused request became an order"
     );
-    let listed: Vec<serde_json::Value> = http
-        .get(engine.url("/api/orders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(listed.is_empty(), "no order was stored: {listed:?}");
+    let (_, listed) = get_json_async(&http, &engine.url("/api/orders")).await;
+    assert_eq!(listed, serde_json::json!([]), "no order was stored");
     let server_errors = metric_sum(&after, "rtx_http_requests_total", &[("status", "500")])
         + metric_sum(&after, "rtx_http_requests_total", &[("status", "503")]);
     assert_eq!(server_errors, 0.0);

@@ -6,7 +6,7 @@
 
 use std::io::Read;
 
-use rtx_testkit::promtool_check_metrics;
+use rtx_testkit::{blocking_client, promtool_check_metrics};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 
@@ -16,17 +16,14 @@ fn start(env: &[(&str, &str)]) -> rtx_testkit::Engine {
 
 /// Every family named in SPEC §3, one per line.
 const SPEC_FAMILIES: &str = include_str!("spec_families.txt");
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 #[test]
 fn every_spec_family_is_exposed_and_promtool_accepts_the_scrape() {
     let engine = start(&[]);
-    let response = client().get(engine.url("/metrics")).send().expect("scrape");
+    let response = blocking_client()
+        .get(engine.url("/metrics"))
+        .send()
+        .expect("scrape");
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
@@ -56,7 +53,7 @@ fn every_spec_family_is_exposed_and_promtool_accepts_the_scrape() {
 fn openmetrics_is_served_when_the_accept_header_asks_for_it() {
     let engine = start(&[]);
     let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-    let response = client()
+    let response = blocking_client()
         .get(engine.url("/metrics"))
         .header("accept", accept)
         .send()
@@ -74,7 +71,7 @@ fn openmetrics_is_served_when_the_accept_header_asks_for_it() {
 #[test]
 fn gzip_round_trips_to_the_same_exposition() {
     let engine = start(&[]);
-    let response = client()
+    let response = blocking_client()
         .get(engine.url("/metrics"))
         .header("accept-encoding", "gzip")
         .send()
@@ -102,7 +99,7 @@ fn gzip_round_trips_to_the_same_exposition() {
 #[test]
 fn a_metrics_token_is_required_when_configured() {
     let engine = start(&[("RTX_METRICS_TOKEN", "scrape-secret")]);
-    let c = client();
+    let c = blocking_client();
     let none = c.get(engine.url("/metrics")).send().expect("scrape");
     assert_eq!(none.status(), 401);
     assert!(none.headers()["www-authenticate"]
@@ -134,7 +131,7 @@ fn a_metrics_token_is_required_when_configured() {
 #[test]
 fn monitoring_off_serves_an_empty_exposition() {
     let engine = start(&[("RTX_MONITORING", "off")]);
-    let body = client()
+    let body = blocking_client()
         .get(engine.url("/metrics"))
         .send()
         .expect("scrape")

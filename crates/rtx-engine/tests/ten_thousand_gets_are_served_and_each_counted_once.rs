@@ -19,6 +19,7 @@ async fn ten_thousand_gets_from_a_hundred_clients_are_all_counted() {
     );
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
+        .timeout(rtx_testkit::REQUEST_TIMEOUT)
         .build()
         .unwrap();
     let labels = [
