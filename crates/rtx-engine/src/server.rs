@@ -5,9 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rtx_monitoring::catalogue::{
-    BuildInfo, CatalogueConfig, LpSpec, OrderType, Side, TradingMetrics,
-};
+use rtx_monitoring::catalogue::{BuildInfo, CatalogueConfig, LpSpec, OrderType, TradingMetrics};
 use rtx_monitoring::health::{
     CheckSpec, Health, MemoryCheck, Outcome, Probe, Status, TaskCheck, UptimeCheck,
 };
@@ -172,14 +170,6 @@ fn demo_accounts(config: &Config) -> Vec<AccountRow> {
         .collect()
 }
 
-fn side_of(name: &str) -> Side {
-    if name == "sell" {
-        Side::Sell
-    } else {
-        Side::Buy
-    }
-}
-
 /// Rebuilds accounts and positions from the database.
 async fn restore_accounts(
     store: &Store,
@@ -195,29 +185,23 @@ async fn restore_accounts(
         if let (Some(account), Some(symbol)) =
             (accounts.get(&fill.account_id), market.symbol(&fill.symbol))
         {
-            account.lock().replay_fill(
-                market,
-                symbol,
-                side_of(&fill.side),
-                fill.volume,
-                fill.price,
-            );
+            account
+                .lock()
+                .replay_fill(market, symbol, fill.side, fill.volume, fill.price);
         }
     }
     Ok(accounts)
 }
 
 fn pending_request(router: &Router, record: &OrderRecord) -> Option<OrderRequest> {
-    let order_type = match record.order_type.as_str() {
-        "limit" => OrderType::Limit,
-        "stop" => OrderType::Stop,
-        _ => return None,
-    };
+    if record.order_type == OrderType::Market {
+        return None;
+    }
     Some(OrderRequest {
         account: Arc::clone(router.accounts().get(&record.account_id)?),
         symbol: router.market().symbol(&record.symbol)?,
-        side: side_of(&record.side),
-        order_type,
+        side: record.side,
+        order_type: record.order_type,
         volume: record.volume,
         price: record.price,
         client_order_id: record.client_order_id.clone(),

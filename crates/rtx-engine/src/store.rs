@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtx_monitoring::catalogue::{DbMetrics, DbOutcome, DbQueryMetrics};
-use serde::Serialize;
+use rtx_monitoring::catalogue::{DbMetrics, DbOutcome, DbQueryMetrics, OrderType, Outcome, Side};
+use rtx_monitoring::metrics::LabelValue;
+use serde::{Serialize, Serializer};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -22,12 +23,93 @@ pub enum StoreError {
     /// The writer task is gone (shutting down).
     #[error("database writer is not running")]
     WriterGone,
+    /// A stored value outside the set its column allows: the row was written by another
+    /// version of the engine or edited by hand.
+    #[error("column `{column}` holds {value:?}, which this engine does not know; fix the row or run the version that wrote it")]
+    UnknownValue {
+        /// The column.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Query(e.to_string())
     }
+}
+
+/// Where an order stands: `pending` while it rests or awaits its outcome, then how it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Accepted, not yet executed (a resting limit or stop order, or one in execution).
+    Pending,
+    /// Executed.
+    Filled,
+    /// Refused by the risk checks or the LP.
+    Rejected,
+    /// Execution failed.
+    Error,
+}
+
+impl OrderStatus {
+    /// Every status.
+    pub const ALL: &'static [OrderStatus] = &[
+        OrderStatus::Pending,
+        OrderStatus::Filled,
+        OrderStatus::Rejected,
+        OrderStatus::Error,
+    ];
+
+    /// The status as stored and as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Error => "error",
+        }
+    }
+}
+
+impl From<Outcome> for OrderStatus {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Filled => OrderStatus::Filled,
+            Outcome::Rejected => OrderStatus::Rejected,
+            Outcome::Error => OrderStatus::Error,
+        }
+    }
+}
+
+impl Serialize for OrderStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Serializes a label enum (side, order type) as its label text, as it is stored.
+fn as_label<S: Serializer, L: LabelValue>(value: &L, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.as_str())
+}
+
+/// The value of `column` in `row`, one of `values` as `name` writes them.
+fn column_value<T: Copy>(
+    row: &AnyRow,
+    column: &'static str,
+    values: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    values
+        .iter()
+        .copied()
+        .find(|v| name(*v) == text)
+        .ok_or(StoreError::UnknownValue {
+            column,
+            value: text,
+        })
 }
 
 /// An order as stored and as the API shows it.
@@ -43,16 +125,18 @@ pub struct OrderRecord {
     /// Symbol.
     pub symbol: String,
     /// `buy` or `sell`.
-    pub side: String,
+    #[serde(serialize_with = "as_label")]
+    pub side: Side,
     /// `market`, `limit` or `stop`.
-    pub order_type: String,
+    #[serde(serialize_with = "as_label")]
+    pub order_type: OrderType,
     /// Lots.
     pub volume: f64,
     /// Limit or stop price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
-    /// `filled`, `rejected`, `error` or `pending`.
-    pub status: String,
+    /// `pending`, `filled`, `rejected` or `error`.
+    pub status: OrderStatus,
     /// Why it is not filled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -81,8 +165,8 @@ pub struct FillRecord {
     pub account_id: String,
     /// Symbol.
     pub symbol: String,
-    /// `buy` or `sell`.
-    pub side: String,
+    /// Buy or sell.
+    pub side: Side,
     /// Lots.
     pub volume: f64,
     /// Price.
@@ -343,14 +427,13 @@ impl Store {
                     order_id: r.try_get("order_id")?,
                     account_id: r.try_get("account_id")?,
                     symbol: r.try_get("symbol")?,
-                    side: r.try_get("side")?,
+                    side: column_value(r, "side", Side::ALL, Side::as_str)?,
                     volume: r.try_get("volume")?,
                     price: r.try_get("price")?,
                     ts: r.try_get("ts")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .collect()
     }
 
     /// The newest `limit` orders, newest first, with the highest sequence number used.
@@ -372,10 +455,7 @@ impl Store {
             .map(|r| r.try_get::<i64, _>("seq"))
             .transpose()?
             .unwrap_or(0);
-        let orders = rows
-            .iter()
-            .map(order_from_row)
-            .collect::<Result<_, sqlx::Error>>()?;
+        let orders = rows.iter().map(order_from_row).collect::<Result<_, _>>()?;
         Ok((orders, max_seq))
     }
 
@@ -387,15 +467,13 @@ impl Store {
         let rows = timed(
             &self.queries.select_orders,
             sqlx::query(&format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'pending' ORDER BY seq"
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = $1 ORDER BY seq"
             ))
+            .bind(OrderStatus::Pending.as_str())
             .fetch_all(&self.pool),
         )
         .await?;
-        Ok(rows
-            .iter()
-            .map(order_from_row)
-            .collect::<Result<_, sqlx::Error>>()?)
+        rows.iter().map(order_from_row).collect()
     }
 
     /// One order by id.
@@ -410,7 +488,7 @@ impl Store {
                 .fetch_optional(&self.pool),
         )
         .await?;
-        Ok(row.as_ref().map(order_from_row).transpose()?)
+        row.as_ref().map(order_from_row).transpose()
     }
 
     /// The highest fill sequence number stored.
@@ -482,17 +560,17 @@ fn sqlite_dir(url: &str) -> Option<String> {
         .filter(|p| !p.is_empty())
 }
 
-fn order_from_row(r: &AnyRow) -> Result<OrderRecord, sqlx::Error> {
+fn order_from_row(r: &AnyRow) -> Result<OrderRecord, StoreError> {
     Ok(OrderRecord {
         id: r.try_get("id")?,
         client_order_id: r.try_get("client_order_id")?,
         account_id: r.try_get("account_id")?,
         symbol: r.try_get("symbol")?,
-        side: r.try_get("side")?,
-        order_type: r.try_get("order_type")?,
+        side: column_value(r, "side", Side::ALL, Side::as_str)?,
+        order_type: column_value(r, "order_type", OrderType::ALL, OrderType::as_str)?,
         volume: r.try_get("volume")?,
         price: r.try_get("price")?,
-        status: r.try_get("status")?,
+        status: column_value(r, "status", OrderStatus::ALL, OrderStatus::as_str)?,
         reason: r.try_get("reason")?,
         route: r.try_get("route")?,
         fill_price: r.try_get("fill_price")?,
@@ -585,7 +663,7 @@ async fn commit(
                     &q.update_order,
                     sqlx::query(sql)
                         .persistent(cache)
-                        .bind(&o.status)
+                        .bind(o.status.as_str())
                         .bind(&o.reason)
                         .bind(&o.route)
                         .bind(o.fill_price)
@@ -605,7 +683,7 @@ async fn commit(
                         .bind(&f.order_id)
                         .bind(&f.account_id)
                         .bind(&f.symbol)
-                        .bind(&f.side)
+                        .bind(f.side.as_str())
                         .bind(f.volume)
                         .bind(f.price)
                         .bind(f.ts)
@@ -648,15 +726,90 @@ fn bind_order<'q>(
         .bind(&o.client_order_id)
         .bind(&o.account_id)
         .bind(&o.symbol)
-        .bind(&o.side)
-        .bind(&o.order_type)
+        .bind(o.side.as_str())
+        .bind(o.order_type.as_str())
         .bind(o.volume)
         .bind(o.price)
-        .bind(&o.status)
+        .bind(o.status.as_str())
         .bind(&o.reason)
         .bind(&o.route)
         .bind(o.fill_price)
         .bind(&o.lp)
         .bind(&o.created_at)
         .bind(i64::try_from(o.latency_us).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtx_monitoring::catalogue::{CatalogueConfig, TradingMetrics};
+    use rtx_monitoring::metrics::Registry;
+
+    fn order(id: &str) -> OrderRecord {
+        OrderRecord {
+            id: id.to_owned(),
+            client_order_id: None,
+            account_id: "demo-1".to_owned(),
+            symbol: "EURUSD".to_owned(),
+            side: Side::Sell,
+            order_type: OrderType::Limit,
+            volume: 0.5,
+            price: Some(1.1),
+            status: OrderStatus::Pending,
+            reason: None,
+            route: None,
+            fill_price: None,
+            lp: None,
+            created_at: "2026-11-24T05:13:09.123456Z".to_owned(),
+            latency_us: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn stored_enums_read_back_and_an_unknown_one_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("rtx-store-enums-{}", std::process::id()));
+        let url = format!("sqlite://{}/orders.db?mode=rwc", dir.display());
+        let metrics = TradingMetrics::new(&Registry::new(), &CatalogueConfig::default()).unwrap();
+        let store = Store::open(&url, metrics.db.clone()).await.unwrap();
+
+        let stored = order("o-1");
+        store
+            .write(vec![Write::InsertOrder(stored.clone())])
+            .await
+            .unwrap();
+        assert_eq!(store.order("o-1").await.unwrap(), Some(stored.clone()));
+        assert_eq!(store.pending_orders().await.unwrap(), vec![stored.clone()]);
+        let json = serde_json::to_value(&stored).unwrap();
+        assert_eq!(
+            (&json["side"], &json["order_type"], &json["status"]),
+            (
+                &serde_json::json!("sell"),
+                &serde_json::json!("limit"),
+                &serde_json::json!("pending")
+            )
+        );
+
+        sqlx::query("UPDATE orders SET side = 'short' WHERE id = 'o-1'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        match store.order("o-1").await {
+            Err(StoreError::UnknownValue { column, value }) => {
+                assert_eq!((column, value.as_str()), ("side", "short"));
+            }
+            other => panic!("a side of `short` read as {other:?}"),
+        }
+        sqlx::query("UPDATE orders SET side = 'sell', status = 'cancelled' WHERE id = 'o-1'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let error = store.recent_orders(10).await.unwrap_err();
+        assert!(
+            error.to_string().contains("`status` holds \"cancelled\""),
+            "{error}"
+        );
+
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use super::accounts::{notional_usd, Account, Accounts, Position};
 use crate::market::lp::{LpError, LpSession};
 use crate::market::{unix_now, Market, Quote};
-use crate::store::{FillRecord, OrderRecord, Store, StoreError, Write};
+use crate::store::{FillRecord, OrderRecord, OrderStatus, Store, StoreError, Write};
 use rtx_monitoring::logging::{events, rfc3339};
+use rtx_monitoring::metrics::LabelValue;
 
 /// Risk and routing settings (the `[trading]` table).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -146,21 +147,6 @@ impl Execution {
             reason: Some(text),
             reject: Some(reason),
         }
-    }
-}
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Buy => "buy",
-        Side::Sell => "sell",
-    }
-}
-
-fn outcome_status(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Filled => "filled",
-        Outcome::Rejected => "rejected",
-        Outcome::Error => "error",
     }
 }
 
@@ -327,7 +313,7 @@ impl Router {
             order.id = tracing::field::Empty,
             order.symbol = %self.market.instrument(req.symbol).name,
             order.type = %req.order_type,
-            order.side = side_name(req.side),
+            order.side = req.side.as_str(),
             order.route = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             error = tracing::field::Empty,
@@ -346,11 +332,11 @@ impl Router {
             client_order_id: req.client_order_id.clone(),
             account_id: req.account.id.clone(),
             symbol: self.market.instrument(req.symbol).name.to_string(),
-            side: side_name(req.side).to_owned(),
-            order_type: req.order_type.to_string(),
+            side: req.side,
+            order_type: req.order_type,
             volume: req.volume,
             price: req.price,
-            status: "pending".to_owned(),
+            status: OrderStatus::Pending,
             reason: None,
             route: None,
             fill_price: None,
@@ -604,7 +590,7 @@ impl Router {
         started: Instant,
         new: bool,
     ) -> Result<OrderRecord, SubmitError> {
-        record.status = outcome_status(exec.outcome).to_owned();
+        record.status = exec.outcome.into();
         record.reason = exec.reason;
         record.route = Some(exec.route.to_string());
         let current = tracing::Span::current();
@@ -641,7 +627,7 @@ impl Router {
                 order_id: record.id.clone(),
                 account_id: req.account.id.clone(),
                 symbol: record.symbol.clone(),
-                side: record.side.clone(),
+                side: record.side,
                 volume: req.volume,
                 price,
                 ts: now,
@@ -701,7 +687,7 @@ impl Router {
                 order_id: &record.id,
                 account_id: &record.account_id,
                 symbol: &record.symbol,
-                side: &record.side,
+                side: record.side.as_str(),
                 volume: record.volume,
                 price,
                 realized_pnl: realized,
@@ -822,10 +808,10 @@ fn log_order(record: &OrderRecord, latency: std::time::Duration) {
         order_id: &record.id,
         account_id: &record.account_id,
         symbol: &record.symbol,
-        side: &record.side,
-        order_type: &record.order_type,
+        side: record.side.as_str(),
+        order_type: record.order_type.as_str(),
         volume: record.volume,
-        status: &record.status,
+        status: record.status.as_str(),
         route: record.route.as_deref().unwrap_or(""),
         reason: record.reason.as_deref(),
         latency,
