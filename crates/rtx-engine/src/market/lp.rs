@@ -320,10 +320,13 @@ impl LpSession {
                 timeout_ms: b.order_timeout_ms,
             });
         }
+        // The round trip as the engine saw it, measured around the wait rather than the delay
+        // that was drawn: a busy runtime or a late timer is part of what the desk waits for.
+        let sent = std::time::Instant::now();
         tokio::time::sleep(latency).await;
         self.metrics
             .lp
-            .record_latency(self.id, LpOperation::Order, latency);
+            .record_latency(self.id, LpOperation::Order, sent.elapsed());
         self.receive_sequenced(&mut rand::thread_rng());
         if roll < b.timeout_probability + b.reject_probability {
             self.metrics.lp.record_error(self.id, LpErrorKind::Reject);
