@@ -160,3 +160,74 @@ fn resting_orders_rest_survive_a_crash_and_fill_on_the_right_side_of_their_price
     drop(engine);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn market_moves_need_the_admin_token_and_a_valid_price() {
+    let (dir, config) = rtx_testkit::config_file("price-admin", CONFIG);
+    let engine = Engine::start(
+        env!("CARGO_BIN_EXE_rtx-engine"),
+        &[("RTX_CONFIG", &config), ("RTX_ADMIN_TOKEN", TOKEN)],
+    );
+    let client = blocking_client();
+    let post = |path: &str, token: Option<&str>, body: &str| {
+        let mut request = client
+            .post(engine.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap())
+    };
+    let price = "/admin/symbols/EURUSD/price";
+    let gap = "/admin/lps/OANDA/sequence-gap";
+    for (path, body) in [(price, r#"{"mid":1.2}"#), (gap, r#"{"messages":1}"#)] {
+        assert_eq!(post(path, None, body).0, 401, "{path} without a token");
+        assert_eq!(post(path, Some("wrong"), body).0, 401, "{path} wrong token");
+    }
+    for (path, body, code) in [
+        (price, r#"{"mid":-1}"#, "invalid_price"),
+        (price, r#"{"mid":0}"#, "invalid_price"),
+        (price, r#"{"mid":"x"}"#, "invalid_body"),
+        (price, r#"{"mid":1.1,"extra":1}"#, "invalid_body"),
+        (gap, r#"{"messages":0}"#, "invalid_messages"),
+        (gap, r#"{"messages":-3}"#, "invalid_body"),
+    ] {
+        let (status, answer) = post(path, Some(TOKEN), body);
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{path} {body}: {answer}"
+        );
+    }
+    let (status, answer) = post("/admin/symbols/XAUUSD/price", Some(TOKEN), r#"{"mid":1.2}"#);
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("unknown_symbol"))
+    );
+    let (status, answer) = post(
+        "/admin/lps/NOBODY/sequence-gap",
+        Some(TOKEN),
+        r#"{"messages":1}"#,
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("unknown_lp"))
+    );
+    assert_eq!(post(price, Some(TOKEN), r#"{"mid":1.2}"#).0, 200);
+    drop(engine);
+
+    // Without RTX_ADMIN_TOKEN the endpoints do not exist.
+    let engine = Engine::start(env!("CARGO_BIN_EXE_rtx-engine"), &[("RTX_CONFIG", &config)]);
+    let response = client
+        .post(engine.url(price))
+        .bearer_auth(TOKEN)
+        .json(&json!({"mid": 1.2}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -30,13 +30,12 @@ fn authorize(
     headers: &HeaderMap,
     peer: SocketAddr,
     action: &str,
-) -> Result<(), Response> {
+) -> Result<(), ApiError> {
     let Some(token) = &state.admin_token else {
         return Err(ApiError::not_found(
             "not_found",
             "admin endpoints are disabled (set RTX_ADMIN_TOKEN to enable them)",
-        )
-        .into_response());
+        ));
     };
     if !bearer_matches(headers, token) {
         rtx_monitoring::logging::events::security(
@@ -50,14 +49,13 @@ fn authorize(
             "unauthorized",
             "a valid bearer token is required",
             None,
-        )
-        .into_response());
+        ));
     }
     rtx_monitoring::logging::events::security(action, "allowed", Some(peer), "valid bearer token");
     Ok(())
 }
 
-fn session<'a>(state: &'a AppState, lp: &str) -> Result<&'a LpSession, Response> {
+fn session<'a>(state: &'a AppState, lp: &str) -> Result<&'a LpSession, ApiError> {
     state
         .router
         .lps()
@@ -66,15 +64,14 @@ fn session<'a>(state: &'a AppState, lp: &str) -> Result<&'a LpSession, Response>
         .map(AsRef::as_ref)
         .ok_or_else(|| {
             ApiError::not_found("unknown_lp", format!("no liquidity provider named `{lp}`"))
-                .into_response()
         })
 }
 
 /// A JSON body, or the SPEC error body naming what is wrong with it.
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     payload
         .map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request("invalid_body", e.body_text(), None).into_response())
+        .map_err(|e| ApiError::bad_request("invalid_body", e.body_text(), None))
 }
 
 /// `POST /admin/lps/{lp}/{action}`: `disconnect` or `connect`.
@@ -85,11 +82,11 @@ pub async fn lp_action(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authorize(&state, &headers, peer, &format!("admin {action} {lp}")) {
-        return refused;
+        return refused.into_response();
     }
     let session = match session(&state, &lp) {
         Ok(s) => s,
-        Err(unknown) => return unknown,
+        Err(unknown) => return unknown.into_response(),
     };
     match action.as_str() {
         "disconnect" => session.disconnect(),
@@ -120,15 +117,15 @@ pub async fn sequence_gap(
     payload: Result<Json<SequenceGap>, JsonRejection>,
 ) -> Response {
     if let Err(refused) = authorize(&state, &headers, peer, &format!("admin sequence-gap {lp}")) {
-        return refused;
+        return refused.into_response();
     }
     let session = match session(&state, &lp) {
         Ok(s) => s,
-        Err(unknown) => return unknown,
+        Err(unknown) => return unknown.into_response(),
     };
     let gap = match body(payload) {
         Ok(gap) => gap,
-        Err(bad) => return bad,
+        Err(bad) => return bad.into_response(),
     };
     if !(1..=MAX_INJECTED_GAP).contains(&gap.messages) {
         return ApiError::bad_request(
@@ -161,7 +158,7 @@ pub async fn move_price(
     payload: Result<Json<PriceMove>, JsonRejection>,
 ) -> Response {
     if let Err(refused) = authorize(&state, &headers, peer, &format!("admin price {symbol}")) {
-        return refused;
+        return refused.into_response();
     }
     let Some(id) = state.router.market().symbol(&symbol) else {
         return ApiError::not_found(
@@ -172,7 +169,7 @@ pub async fn move_price(
     };
     let price = match body(payload) {
         Ok(price) => price,
-        Err(bad) => return bad,
+        Err(bad) => return bad.into_response(),
     };
     if !(price.mid.is_finite() && price.mid > 0.0) {
         return ApiError::bad_request(
