@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use rtx_testkit::{blocking_client, get_json, metric_sum, post_order, wait_for_fill, Engine, Poll};
+use rtx_testkit::{
+    blocking_client, get_json, metric_sum, move_price, post_order, wait_for_fill, Engine, Poll,
+};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "margin-admin-token";
@@ -23,17 +25,6 @@ sim_order_rate = 0.0
 abook_groups = []
 abook_min_lots = 1000.0
 "#;
-
-fn move_eurusd(client: &reqwest::blocking::Client, engine: &Engine, mid: f64) {
-    let url = engine.url("/admin/symbols/EURUSD/price");
-    let response = client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&json!({ "mid": mid }))
-        .send()
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
-}
 
 fn account(client: &reqwest::blocking::Client, engine: &Engine) -> Value {
     let (status, account) = get_json(client, &engine.url("/api/accounts/demo-2"));
@@ -74,7 +65,7 @@ fn a_falling_market_calls_margin_then_stops_the_account_out() {
 
     // Down 150 pips: a loss of about 60,000 USD, equity ~40,000 against ~42,800 of margin
     // (level ~93%): margin call, and the position stays open.
-    move_eurusd(&client, &engine, 1.0700);
+    move_price(&client, &engine, TOKEN, "EURUSD", 1.0700);
     let called = Poll::up_to(Duration::from_secs(20)).until_ok("a margin call", || {
         let a = account(&client, &engine);
         if a["in_margin_call"] == true {
@@ -95,7 +86,7 @@ fn a_falling_market_calls_margin_then_stops_the_account_out() {
     assert_eq!(metric_sum(&engine.scrape(), "rtx_stopouts_total", &[]), 0.0);
 
     // Down another 80 pips: equity ~8,000 USD, level ~18%: the position is closed at market.
-    move_eurusd(&client, &engine, 1.0620);
+    move_price(&client, &engine, TOKEN, "EURUSD", 1.0620);
     Poll::up_to(Duration::from_secs(20)).until("the stop-out to close the position", || {
         eurusd_position(&client, &engine).is_none()
     });

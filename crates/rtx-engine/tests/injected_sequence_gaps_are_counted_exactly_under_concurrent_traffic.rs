@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtx_testkit::{
-    async_client, market_order, metric_sum, post_order_async, wait_for_fill_async, Engine, Poll,
+    async_client, inject_sequence_gap_async, market_order, metric_sum, post_order_async,
+    wait_for_fill_async, Engine, Poll,
 };
 
 const TOKEN: &str = "sequence-gap-admin-token";
@@ -41,18 +42,6 @@ async fn gaps(engine: &Engine) -> [f64; 3] {
         .unwrap();
     ["OANDA", "LMAX", "CURRENEX"]
         .map(|lp| metric_sum(&text, "rtx_lp_session_sequence_gaps_total", &[("lp", lp)]))
-}
-
-async fn inject(client: &reqwest::Client, engine: &Engine, lp: &str, messages: u64) {
-    let url = engine.url(&format!("/admin/lps/{lp}/sequence-gap"));
-    let response = client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({ "messages": messages }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,10 +79,10 @@ async fn injected_gaps_are_counted_exactly_while_orders_and_quotes_race() {
 
     // OANDA loses 1 + 2 + 3 + 4 + 5 = 15 messages in five gaps, LMAX 7 in one, CURRENEX none.
     for messages in 1..=5 {
-        inject(&client, &engine, "OANDA", messages).await;
+        inject_sequence_gap_async(&client, &engine, TOKEN, "OANDA", messages).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    inject(&client, &engine, "LMAX", 7).await;
+    inject_sequence_gap_async(&client, &engine, TOKEN, "LMAX", 7).await;
     Poll::up_to(Duration::from_secs(20))
         .until_async("every injected gap to reach the engine", async || {
             let [oanda, lmax, _] = gaps(&engine).await;

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use rtx_testkit::{blocking_client, get_json, metric_sum, post_order, wait_for_fill, Engine, Poll};
+use rtx_testkit::{
+    blocking_client, get_json, metric_sum, move_price, post_order, wait_for_fill, Engine, Poll,
+};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "resting-orders-admin-token";
@@ -22,18 +24,6 @@ sim_order_rate = 0.0
 abook_groups = []
 abook_min_lots = 1000.0
 "#;
-
-/// Moves every LP's EURUSD price to `mid`.
-fn move_eurusd(client: &reqwest::blocking::Client, engine: &Engine, mid: f64) {
-    let url = engine.url("/admin/symbols/EURUSD/price");
-    let response = client
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&json!({ "mid": mid }))
-        .send()
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
-}
 
 fn resting(account: &str, order_type: &str, side: &str, price: f64) -> String {
     json!({
@@ -104,7 +94,7 @@ fn resting_orders_rest_survive_a_crash_and_fill_on_the_right_side_of_their_price
     }
 
     // Down through 1.0700: the limit buy and the stop sell fill, the other two keep resting.
-    move_eurusd(&client, &engine, 1.0650);
+    move_price(&client, &engine, TOKEN, "EURUSD", 1.0650);
     let limit_buy = wait_for_status(&client, &engine, &ids[0], "filled");
     let stop_sell = wait_for_status(&client, &engine, &ids[1], "filled");
     assert!(
@@ -120,7 +110,7 @@ fn resting_orders_rest_survive_a_crash_and_fill_on_the_right_side_of_their_price
     }
 
     // Up through 1.1000: the limit sell and the stop buy fill.
-    move_eurusd(&client, &engine, 1.1050);
+    move_price(&client, &engine, TOKEN, "EURUSD", 1.1050);
     let limit_sell = wait_for_status(&client, &engine, &ids[2], "filled");
     let stop_buy = wait_for_status(&client, &engine, &ids[3], "filled");
     assert!(

@@ -1,5 +1,5 @@
 //! HTTP clients for talking to the engine's API, sync and async, and the JSON calls every test
-//! makes the same way (a JSON `GET`, an LP admin action). Orders are in `orders`, probes in
+//! makes the same way (a JSON `GET`, the admin fault injections). Orders are in `orders`, probes in
 //! `probes`.
 
 use std::time::Duration;
@@ -101,6 +101,51 @@ pub async fn lp_admin_async(
     let response = client
         .post(&url)
         .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert_eq!(response.status(), 200, "POST {url}");
+}
+
+/// `POST /admin/symbols/{symbol}/price`: moves every LP's simulated price of `symbol` to `mid`
+/// (their next quotes carry it), with the admin `token`.
+///
+/// # Panics
+/// When the engine does not answer 200.
+pub fn move_price(
+    client: &reqwest::blocking::Client,
+    engine: &Engine,
+    token: &str,
+    symbol: &str,
+    mid: f64,
+) {
+    let url = engine.url(&format!("/admin/symbols/{symbol}/price"));
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "mid": mid }))
+        .send()
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert_eq!(response.status(), 200, "POST {url}");
+}
+
+/// `POST /admin/lps/{lp}/sequence-gap`: the LP loses its next `messages` messages, with the
+/// admin `token`.
+///
+/// # Panics
+/// When the engine does not answer 200.
+pub async fn inject_sequence_gap_async(
+    client: &reqwest::Client,
+    engine: &Engine,
+    token: &str,
+    lp: &str,
+    messages: u64,
+) {
+    let url = engine.url(&format!("/admin/lps/{lp}/sequence-gap"));
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "messages": messages }))
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {url}: {e}"));

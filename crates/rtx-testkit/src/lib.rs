@@ -32,8 +32,8 @@ mod wait;
 
 pub use alertmanager::Alertmanager;
 pub use client::{
-    async_client, blocking_client, get_json, get_json_async, lp_admin, lp_admin_async,
-    REQUEST_TIMEOUT,
+    async_client, blocking_client, get_json, get_json_async, inject_sequence_gap_async, lp_admin,
+    lp_admin_async, move_price, REQUEST_TIMEOUT,
 };
 pub use engine::{config_file, engine_output, scratch_dir, Engine};
 pub use exposition::{metric_sum, parse_samples, Sample};
