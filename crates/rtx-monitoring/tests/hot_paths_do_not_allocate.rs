@@ -36,7 +36,6 @@ fn main() {
 }
 
 fn metric_recording_does_not_allocate_once_warm() {
-
     // Metrics: six domain calls per order, as the router makes them.
     let registry = Registry::new();
     let metrics = TradingMetrics::new(&registry, &CatalogueConfig::default()).unwrap();
