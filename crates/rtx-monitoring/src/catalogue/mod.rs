@@ -66,6 +66,8 @@ label_enum! {
         LpRejected => "lp_rejected",
         /// No LP is connected to take an A-book order.
         NoLiquidity => "no_liquidity",
+        /// The account already has as many resting orders as it may.
+        RestingLimit => "resting_limit",
         /// The account is in stop-out or disabled.
         AccountBlocked => "account_blocked"
     }
