@@ -21,6 +21,7 @@ pub struct OrderMetrics {
     volume: Dense<FloatCounter, 2>,
     rejections: Dense<Counter, 1>,
     in_flight: Gauge,
+    resting: Dense<Gauge, 1>,
     slippage: Dense<Histogram, 1>,
     slo_orders: Dense<Counter, 1>,
     slo_target_seconds: f64,
@@ -64,6 +65,14 @@ impl OrderMetrics {
                 [&names_of::<RejectReason>()],
             )?,
             in_flight: r.gauge(MetricSpec::gauge("rtx_orders_in_flight", "Orders accepted and not yet finished."))?,
+            resting: r.dense(
+                spec_gauge(
+                    "rtx_orders_resting",
+                    "Resting limit and stop orders waiting for their price, by symbol.",
+                    &["symbol"],
+                ),
+                [&syms],
+            )?,
             slippage: r.dense(
                 MetricSpec::histogram(
                     "rtx_order_slippage_pips",
@@ -153,6 +162,13 @@ impl OrderMetrics {
     #[inline]
     pub fn record_slippage(&self, symbol: SymbolId, pips: f64) {
         self.slippage.get([symbol.index()]).observe(pips);
+    }
+
+    /// Sets how many limit and stop orders rest on `symbol`. A book that only grows means
+    /// clients park orders far from the market (or a symbol stopped quoting); the engine caps
+    /// them per account.
+    pub fn set_resting(&self, symbol: SymbolId, count: usize) {
+        self.resting.get([symbol.index()]).set(count as f64);
     }
 
     /// Marks an order in flight until the guard drops.
