@@ -74,9 +74,13 @@ pub fn catalogue_config(config: &Config) -> CatalogueConfig {
 /// Where the `runbook_url` annotations point: the runbooks in this repository.
 pub const RUNBOOK_BASE: &str = "docs/RUNBOOKS.md";
 
-/// The default rules with this configuration's threshold overrides.
+/// The default rules for this configuration's risk limits, with its threshold overrides
+/// (an explicit `[alerts.thresholds]` entry wins over a threshold derived from a limit).
 pub fn alert_rules(config: &Config) -> Vec<rtx_monitoring::alerts::AlertRule> {
-    let mut rules = rtx_monitoring::alerts::default_rules();
+    let limits = rtx_monitoring::alerts::RiskLimits {
+        max_net_exposure: config.trading.max_net_exposure_usd,
+    };
+    let mut rules = rtx_monitoring::alerts::default_rules_for(&limits);
     for (name, threshold) in &config.alerts.thresholds {
         rtx_monitoring::alerts::set_threshold(&mut rules, name, *threshold);
     }

@@ -23,5 +23,6 @@ pub use prometheus::{
     JOB, RULE_WINDOW,
 };
 pub use rules::{
-    default_rules, set_threshold, AlertRule, Comparison, LabelMatch, Severity, Signal,
+    default_rules, default_rules_for, set_threshold, AlertRule, Comparison, LabelMatch, RiskLimits,
+    Severity, Signal, NET_EXPOSURE_WARN_SHARE,
 };

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::rules::{AlertRule, Comparison, Signal};
+use super::rules::{AlertRule, Comparison, Signal, NET_EXPOSURE_WARN_SHARE};
 
 /// The job name the rules expect Prometheus to scrape the engine under.
 pub const JOB: &str = "rtx-engine";
@@ -534,7 +534,12 @@ pub fn render_runbooks(rules: &[AlertRule]) -> String {
     let _ = writeln!(out, "every alert's `runbook_url` points at its section here. Thresholds are the defaults; `[alerts.thresholds]`");
     let _ = writeln!(
         out,
-        "and `[alerts.for_secs]` in the engine's TOML file override them.\n"
+        "and `[alerts.for_secs]` in the engine's TOML file override them. `NetExposureHigh` warns at {}% of",
+        NET_EXPOSURE_WARN_SHARE * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "`trading.max_net_exposure_usd`, so its threshold follows that limit unless overridden.\n"
     );
     let plain = |s: &str| {
         s.replace("{{ $labels.lp }}", "the LP")

@@ -141,8 +141,36 @@ impl AlertRule {
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// The 15 default rules of SPEC §4.
+/// Share of the per-symbol net exposure limit at which `NetExposureHigh` warns. Past the limit
+/// itself the engine refuses every order that adds to the exposure (`exposure_limit`), so an
+/// alert at the limit would come too late to act on: the warning leaves room to hedge first.
+pub const NET_EXPOSURE_WARN_SHARE: f64 = 0.8;
+
+/// The engine's risk limits that some default thresholds are a share of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RiskLimits {
+    /// Largest absolute net exposure per symbol, in account currency; orders that would take a
+    /// symbol past it are refused.
+    pub max_net_exposure: f64,
+}
+
+impl Default for RiskLimits {
+    /// The reference engine's defaults: 50,000,000 of net exposure per symbol.
+    fn default() -> Self {
+        Self {
+            max_net_exposure: 50_000_000.0,
+        }
+    }
+}
+
+/// The 15 default rules of SPEC §4, for the default [`RiskLimits`].
 pub fn default_rules() -> Vec<AlertRule> {
+    default_rules_for(&RiskLimits::default())
+}
+
+/// The 15 default rules of SPEC §4, with the thresholds that follow a limit set from `limits`:
+/// `NetExposureHigh` warns at [`NET_EXPOSURE_WARN_SHARE`] of `limits.max_net_exposure`.
+pub fn default_rules_for(limits: &RiskLimits) -> Vec<AlertRule> {
     use Comparison::{Above, Below};
     use Severity::{Critical, Warning};
     let order_latency = Signal::Quantile {
@@ -296,10 +324,10 @@ pub fn default_rules() -> Vec<AlertRule> {
             severity: Warning,
             signal: Signal::AbsGauge { metric: "rtx_net_exposure", by: &["symbol"] },
             comparison: Above,
-            threshold: 40_000_000.0,
+            threshold: NET_EXPOSURE_WARN_SHARE * limits.max_net_exposure,
             for_duration: Duration::from_secs(60),
-            summary: "net exposure on {{ $labels.symbol }} is above its limit",
-            description: "The book's net position on {{ $labels.symbol }} exceeds the configured limit; hedge it with an LP or tighten B-book routing.",
+            summary: "net exposure on {{ $labels.symbol }} is above 80% of its limit",
+            description: "The book's net position on {{ $labels.symbol }} has used more than 80% of the configured per-symbol exposure limit; past the limit the engine refuses every order that adds to it (reason exposure_limit). Hedge it with an LP or tighten B-book routing before flow is refused.",
         },
     ]
 }
@@ -312,5 +340,30 @@ pub fn set_threshold(rules: &mut [AlertRule], name: &str, threshold: f64) -> boo
             true
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_exposure_warns_at_its_share_of_the_configured_limit() {
+        let rule = |limits: &RiskLimits| {
+            default_rules_for(limits)
+                .into_iter()
+                .find(|r| r.name == "NetExposureHigh")
+                .expect("NetExposureHigh is a default rule")
+        };
+        let small = rule(&RiskLimits {
+            max_net_exposure: 10_000_000.0,
+        });
+        assert_eq!(small.threshold, 8_000_000.0);
+        assert_eq!(rule(&RiskLimits::default()).threshold, 40_000_000.0);
+        let percent = format!("{}%", NET_EXPOSURE_WARN_SHARE * 100.0);
+        assert!(
+            small.summary.contains(&percent) && small.description.contains(&percent),
+            "the alert text names the share it warns at: {small:?}"
+        );
     }
 }
