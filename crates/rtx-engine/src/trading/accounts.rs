@@ -28,6 +28,14 @@ pub struct AccountState {
     pub positions: HashMap<SymbolId, Position>,
     /// Below the margin-call level at the last evaluation.
     pub in_margin_call: bool,
+    /// Margin held by orders that passed their risk check and have not filled or failed yet,
+    /// and by resting orders (see the ledger), in USD.
+    pub reserved_margin: f64,
+    /// Lots of in-flight orders per symbol, `[buy, sell]`: an order only reduces a position
+    /// by what the other in-flight orders on its side have not already claimed.
+    pub in_flight_lots: HashMap<SymbolId, [f64; 2]>,
+    /// Resting limit and stop orders.
+    pub resting: usize,
 }
 
 /// A trading account.
@@ -51,7 +59,9 @@ pub struct AccountFigures {
     pub equity: f64,
     /// Margin held by open positions.
     pub margin_used: f64,
-    /// Equity minus margin used.
+    /// Margin held for orders in flight and resting orders.
+    pub reserved_margin: f64,
+    /// Equity minus margin used and reserved: what a new order may use.
     pub free_margin: f64,
     /// Equity over margin used, in percent (`None` with no margin used).
     pub margin_level: Option<f64>,
@@ -69,6 +79,9 @@ impl Account {
                 balance,
                 positions: HashMap::new(),
                 in_margin_call: false,
+                reserved_margin: 0.0,
+                in_flight_lots: HashMap::new(),
+                resting: 0,
             }),
             gauges,
         }
@@ -114,7 +127,8 @@ impl AccountState {
             balance: self.balance,
             equity,
             margin_used,
-            free_margin: equity - margin_used,
+            reserved_margin: self.reserved_margin,
+            free_margin: equity - margin_used - self.reserved_margin,
             margin_level: (margin_used > 0.0).then(|| equity / margin_used * 100.0),
             unrealized_pnl: unrealized,
         }
@@ -232,6 +246,9 @@ mod tests {
             balance: 10_000.0,
             positions: HashMap::new(),
             in_margin_call: false,
+            reserved_margin: 0.0,
+            in_flight_lots: HashMap::new(),
+            resting: 0,
         }
     }
 
@@ -273,7 +290,7 @@ mod tests {
         // A long closes at the bid: 2 pips below the entry = -20 USD.
         assert!((f.unrealized_pnl + 20.0).abs() < 1e-6, "{f:?}");
         assert!((f.margin_used - 1_100.0).abs() < 1.0, "{f:?}");
-        assert!((f.free_margin - (f.equity - f.margin_used)).abs() < 1e-9);
+        assert!((f.free_margin - (f.equity - f.margin_used - f.reserved_margin)).abs() < 1e-9);
         let replayed = {
             let mut r = state();
             r.replay_fill(&market, eurusd, Side::Buy, 1.0, 1.1002);

@@ -26,10 +26,7 @@ pub async fn run(
     loop {
         tokio::select! {
             quote = quotes.recv() => match quote {
-                Ok(q) => {
-                    let quote = crate::market::Quote { bid: q.bid, ask: q.ask, timestamp: q.timestamp };
-                    router.on_quote(q.symbol_id, quote).await;
-                }
+                Ok(q) => router.on_quote(q.symbol_id).await,
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,
             },

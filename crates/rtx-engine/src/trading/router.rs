@@ -1,9 +1,11 @@
-//! The order router: pre-trade risk checks, A-book (to an LP) or B-book (internal) routing,
-//! execution, persistence before acknowledgement, and resting limit/stop orders.
+//! The order router: routing (A-book to an LP, B-book internal) and execution, persistence
+//! before acknowledgement, and the drain that lets every order path finish at shutdown. The
+//! checks and what orders hold are the ledger's (`ledger.rs`), waiting orders the book's
+//! (`book.rs`), closing an account out is `stop_out.rs`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use rtx_monitoring::catalogue::{
@@ -12,7 +14,9 @@ use rtx_monitoring::catalogue::{
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::accounts::{notional_usd, Account, Accounts, Position};
+use super::accounts::{Account, Accounts};
+use super::book::{Resting, RestingBook};
+use super::ledger::{Claim, Ledger, Refusal, Reservation};
 use crate::market::lp::{LpError, LpSession};
 use crate::market::{unix_now, Market, Quote};
 use crate::store::{FillRecord, OrderRecord, OrderStatus, Store, StoreError, Write};
@@ -43,6 +47,9 @@ pub struct RouterConfig {
     pub demo_balance: f64,
     /// How many demo accounts (`demo-1` …) exist.
     pub demo_accounts: usize,
+    /// Most limit and stop orders one account may have resting at once; one more is rejected
+    /// `resting_limit`, so that one client cannot flood the book.
+    pub max_resting_orders_per_account: usize,
 }
 
 impl Default for RouterConfig {
@@ -58,6 +65,7 @@ impl Default for RouterConfig {
             stop_out_level: 50.0,
             demo_balance: 100_000.0,
             demo_accounts: 10,
+            max_resting_orders_per_account: 200,
         }
     }
 }
@@ -92,11 +100,6 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
-struct Pending {
-    request: OrderRequest,
-    record: OrderRecord,
-}
-
 /// Newest orders kept in memory for `GET /api/orders`.
 const RECENT_ORDERS: usize = 10_000;
 
@@ -106,13 +109,12 @@ pub struct Router {
     lps: Vec<Arc<LpSession>>,
     accounts: Arc<Accounts>,
     store: Store,
-    metrics: TradingMetrics,
+    pub(super) metrics: TradingMetrics,
     config: RouterConfig,
     recent: Mutex<VecDeque<Arc<OrderRecord>>>,
     recent_version: AtomicU64,
-    pending: Mutex<Vec<Pending>>,
-    /// Signed lots per symbol across all accounts.
-    net_lots: Mutex<Vec<f64>>,
+    pub(super) ledger: Ledger,
+    book: Mutex<RestingBook>,
     fill_seq: AtomicI64,
     accepting: AtomicBool,
     in_flight: AtomicU64,
@@ -128,13 +130,15 @@ impl std::fmt::Debug for Router {
 }
 
 /// What one execution produced.
-struct Execution {
-    outcome: Outcome,
-    route: Route,
-    price: Option<f64>,
-    lp: Option<String>,
-    reason: Option<String>,
-    reject: Option<RejectReason>,
+pub(super) struct Execution {
+    pub(super) outcome: Outcome,
+    pub(super) route: Route,
+    pub(super) price: Option<f64>,
+    /// The price the order would have got at its arrival's quote: slippage is measured from it.
+    pub(super) arrival_price: Option<f64>,
+    pub(super) lp: Option<String>,
+    pub(super) reason: Option<String>,
+    pub(super) reject: Option<RejectReason>,
 }
 
 impl Execution {
@@ -143,10 +147,37 @@ impl Execution {
             outcome: Outcome::Rejected,
             route,
             price: None,
+            arrival_price: None,
             lp: None,
             reason: Some(text),
             reject: Some(reason),
         }
+    }
+
+    fn refused(route: Route, refusal: Refusal) -> Self {
+        Self::rejected(route, refusal.reason, refusal.text)
+    }
+}
+
+/// An order path in progress: counted until dropped, so that [`Router::drain`] waits for it.
+pub(super) struct InFlight<'a> {
+    router: &'a Router,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.router.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.router.idle.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// The price an order takes from a quote: the ask to buy, the bid to sell.
+fn price_for(side: Side, quote: &Quote) -> f64 {
+    if side == Side::Buy {
+        quote.ask
+    } else {
+        quote.bid
     }
 }
 
@@ -163,8 +194,10 @@ impl Router {
         recent: Vec<OrderRecord>,
         fill_seq: i64,
     ) -> Self {
-        let net_lots = vec![0.0; market.instruments().len()];
-        let router = Self {
+        let symbols = market.instruments().len();
+        let ledger = Ledger::new(symbols, &config);
+        ledger.recount(&accounts);
+        Self {
             market,
             lps,
             accounts,
@@ -173,15 +206,13 @@ impl Router {
             config,
             recent: Mutex::new(recent.into_iter().map(Arc::new).collect()),
             recent_version: AtomicU64::new(0),
-            pending: Mutex::new(Vec::new()),
-            net_lots: Mutex::new(net_lots),
+            ledger,
+            book: Mutex::new(RestingBook::new(symbols)),
             fill_seq: AtomicI64::new(fill_seq),
             accepting: AtomicBool::new(true),
             in_flight: AtomicU64::new(0),
             idle: watch::channel(0).0,
-        };
-        router.recount_exposure();
-        router
+        }
     }
 
     /// The accounts.
@@ -209,25 +240,43 @@ impl Router {
         &self.store
     }
 
-    fn recount_exposure(&self) {
-        let mut net = self.net_lots.lock().unwrap_or_else(PoisonError::into_inner);
-        net.iter_mut().for_each(|v| *v = 0.0);
-        for account in self.accounts.iter() {
-            for (symbol, p) in &account.lock().positions {
-                net[symbol.index()] += p.lots;
-            }
-        }
+    /// Starts an order path, or `None` once the engine drains. Counted first and checked
+    /// second, so a drain that saw no order in flight cannot miss one that starts after it.
+    pub(super) fn enter(&self) -> Option<InFlight<'_>> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight { router: self };
+        self.accepting.load(Ordering::Acquire).then_some(guard)
     }
 
-    /// Restores a pending order loaded from the database.
+    fn book(&self) -> MutexGuard<'_, RestingBook> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a resting order in the book and updates the symbol's resting gauge.
+    fn rest(&self, resting: Resting) {
+        let symbol = resting.request.symbol;
+        let count = self.book().insert(resting);
+        self.metrics.orders.set_resting(symbol, count);
+    }
+
+    /// Restores a pending order loaded from the database: it rests again, holding its margin.
     pub fn restore_pending(&self, request: OrderRequest, record: OrderRecord) {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Pending { request, record });
+        let now = unix_now();
+        // What it would hold if placed now; it was accepted once, so it is not checked again.
+        let margin = request.price.map_or(0.0, |price| {
+            self.ledger
+                .resting_margin(&self.market, &Claim::of(&request), price, now)
+        });
+        let reservation = self.ledger.hold_resting(&request.account, margin);
+        self.rest(Resting {
+            request,
+            record,
+            reservation,
+        });
     }
 
-    /// Stops taking orders; in-flight ones finish. Returns when none is left.
+    /// Stops taking orders and triggering resting ones; every order path in progress (new
+    /// orders, triggered orders, stop-outs) finishes. Returns when none is left.
     pub async fn drain(&self) {
         self.accepting.store(false, Ordering::Release);
         let mut idle = self.idle.subscribe();
@@ -304,10 +353,9 @@ impl Router {
     /// [`SubmitError`] when the engine is draining or the order could not be stored; such a
     /// request is not an order.
     pub async fn submit(&self, req: OrderRequest) -> Result<OrderRecord, SubmitError> {
-        if !self.accepting.load(Ordering::Acquire) {
+        let Some(_in_flight) = self.enter() else {
             return Err(SubmitError::ShuttingDown);
-        }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        };
         let span = tracing::info_span!(
             "order.execute",
             order.id = tracing::field::Empty,
@@ -318,15 +366,11 @@ impl Router {
             otel.status_code = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        let result = tracing::Instrument::instrument(self.submit_inner(req), span).await;
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.send_modify(|n| *n += 1);
-        }
-        result
+        tracing::Instrument::instrument(self.submit_inner(req), span).await
     }
 
     /// A new order's record, `pending` until its outcome is known.
-    fn new_record(&self, req: &OrderRequest, now: f64) -> OrderRecord {
+    pub(super) fn new_record(&self, req: &OrderRequest, now: f64) -> OrderRecord {
         OrderRecord {
             id: uuid::Uuid::now_v7().to_string(),
             client_order_id: req.client_order_id.clone(),
@@ -354,39 +398,61 @@ impl Router {
         tracing::Span::current().record("order.id", record.id.as_str());
         let quote = self
             .market
-            .best(req.symbol, now, self.config.max_quote_age_secs);
-        let rests = match (req.order_type, req.price, quote) {
-            (OrderType::Market, _, _) | (_, None, _) => false,
-            (_, Some(price), Some((q, _, _))) => !triggers(req.order_type, req.side, price, &q),
-            (_, Some(_), None) => true,
-        };
-        if rests {
-            if req.volume > self.config.max_order_lots {
-                let route = self.route_for(&req.account, req.volume);
-                let exec = Execution::rejected(
-                    route,
-                    RejectReason::MaxVolume,
-                    self.volume_reason(req.volume),
-                );
-                return self.finish(req, record, exec, started, true).await;
+            .best(req.symbol, now, self.config.max_quote_age_secs)
+            .map(|q| q.0);
+        let resting_price = match (req.order_type, req.price, quote) {
+            (OrderType::Market, _, _) | (_, None, _) => None,
+            (_, Some(price), Some(q)) => {
+                (!triggers(req.order_type, req.side, price, &q)).then_some(price)
             }
-            record.latency_us = started.elapsed().as_micros() as u64;
-            self.store
-                .write(vec![Write::InsertOrder(record.clone())])
-                .await?;
-            self.remember(&record, true);
-            log_order(&record, started.elapsed());
-            self.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Pending {
-                    request: req,
-                    record: record.clone(),
-                });
-            return Ok(record);
+            (_, Some(price), None) => Some(price),
+        };
+        let Some(price) = resting_price else {
+            let (exec, reservation) = self.execute(&req, quote, Reservation::default()).await;
+            return self
+                .finish(req, record, exec, reservation, started, true)
+                .await;
+        };
+        let route = self.route_for(&req.account, req.volume);
+        if req.volume > self.config.max_order_lots {
+            let exec = Execution::rejected(
+                route,
+                RejectReason::MaxVolume,
+                self.volume_reason(req.volume),
+            );
+            return self.finish(req, record, exec, None, started, true).await;
         }
-        let exec = self.execute(&req, quote.map(|q| q.0)).await;
-        self.finish(req, record, exec, started, true).await
+        let reservation = match self.ledger.reserve_resting(
+            &self.market,
+            &Claim::of(&req),
+            price,
+            quote.as_ref(),
+            now,
+        ) {
+            Ok(r) => r,
+            Err(refusal) => {
+                let exec = Execution::refused(route, refusal);
+                return self.finish(req, record, exec, None, started, true).await;
+            }
+        };
+        record.latency_us = started.elapsed().as_micros() as u64;
+        if let Err(e) = self
+            .store
+            .write(vec![Write::InsertOrder(record.clone())])
+            .await
+        {
+            self.ledger.release(&Claim::of(&req), reservation);
+            self.ledger.leave_book(&req.account);
+            return Err(e.into());
+        }
+        self.remember(&record, true);
+        log_order(&record, started.elapsed());
+        self.rest(Resting {
+            request: req,
+            record: record.clone(),
+            reservation,
+        });
+        Ok(record)
     }
 
     fn volume_reason(&self, volume: f64) -> String {
@@ -396,15 +462,16 @@ impl Router {
         )
     }
 
-    /// Pre-trade risk checks: a quote, the volume limit, the symbol's exposure limit, and free
-    /// margin (unless the order only reduces a position). The quote to execute at, or the
-    /// rejection.
+    /// Pre-trade checks: a quote and the volume limit here, then the symbol's exposure and the
+    /// account's free margin, checked and reserved in one step by the ledger. The quote to
+    /// execute at and what the order now holds, or the rejection.
     fn risk_check(
         &self,
         req: &OrderRequest,
         quote: Option<Quote>,
         route: Route,
-    ) -> Result<Quote, Execution> {
+        held: Reservation,
+    ) -> Result<(Quote, Reservation), Execution> {
         let Some(quote) = quote else {
             return Err(Execution::rejected(
                 route,
@@ -419,145 +486,124 @@ impl Router {
                 self.volume_reason(req.volume),
             ));
         }
-        let now = unix_now();
-        let signed = if req.side == Side::Buy {
-            req.volume
-        } else {
-            -req.volume
-        };
-        let net_after = self.net_lots.lock().unwrap_or_else(PoisonError::into_inner)
-            [req.symbol.index()]
-            + signed;
-        let exposure = notional_usd(&self.market, req.symbol, net_after.abs(), now);
-        if exposure > self.config.max_net_exposure_usd {
-            return Err(Execution::rejected(
-                route,
-                RejectReason::ExposureLimit,
-                format!(
-                    "net exposure would reach {exposure:.0} USD, above the limit of {:.0}",
-                    self.config.max_net_exposure_usd
-                ),
-            ));
-        }
-        let required =
-            notional_usd(&self.market, req.symbol, req.volume, now) / self.config.leverage;
-        let free = req
-            .account
-            .lock()
-            .figures(&self.market, self.config.leverage, now)
-            .free_margin;
-        let reduces = {
-            let state = req.account.lock();
-            state
-                .positions
-                .get(&req.symbol)
-                .is_some_and(|p| p.lots * signed < 0.0 && p.lots.abs() >= req.volume)
-        };
-        if !reduces && required > free {
-            return Err(Execution::rejected(
-                route,
-                RejectReason::InsufficientMargin,
-                format!("required margin {required:.2} USD exceeds free margin {free:.2} USD"),
-            ));
-        }
-        Ok(quote)
+        self.ledger
+            .reserve(
+                &self.market,
+                &Claim::of(req),
+                &quote,
+                held.margin,
+                unix_now(),
+            )
+            .map(|r| (quote, r))
+            .map_err(|refusal| Execution::refused(route, refusal))
     }
 
-    /// Risk checks, then execution on the order's route (with an LP for A-book, at the quote
-    /// for B-book); touches no account state, which `finish` updates once the outcome is known.
-    async fn execute(&self, req: &OrderRequest, quote: Option<Quote>) -> Execution {
+    /// Risk checks, then execution on the order's route (with an LP for A-book, at the current
+    /// quote for B-book). `held` is what a resting order brought with it. Touches no position,
+    /// which `finish` updates once the outcome is known; returns what the order holds then.
+    async fn execute(
+        &self,
+        req: &OrderRequest,
+        arrival: Option<Quote>,
+        held: Reservation,
+    ) -> (Execution, Option<Reservation>) {
         let route = self.route_for(&req.account, req.volume);
         let risk = tracing::info_span!("risk.check", risk.outcome = tracing::field::Empty);
-        let quote = match risk.in_scope(|| self.risk_check(req, quote, route)) {
-            Ok(quote) => {
-                risk.record("risk.outcome", "passed");
-                quote
-            }
-            Err(rejection) => {
-                risk.record("risk.outcome", "rejected");
-                return rejection;
-            }
-        };
+        let (quote, reservation) =
+            match risk.in_scope(|| self.risk_check(req, arrival, route, held)) {
+                Ok(passed) => {
+                    risk.record("risk.outcome", "passed");
+                    passed
+                }
+                Err(rejection) => {
+                    risk.record("risk.outcome", "rejected");
+                    // What a resting order brought is given back with the rejection.
+                    return (rejection, Some(held));
+                }
+            };
+        let arrival_price = Some(price_for(req.side, &quote));
         let now = unix_now();
-        let quoted = if req.side == Side::Buy {
-            quote.ask
-        } else {
-            quote.bid
+        let exec = match route {
+            Route::BBook => {
+                // The house fills at its price when it executes, which is the arrival price
+                // unless a quote arrived since: that difference is the B-book's slippage.
+                let price = self
+                    .market
+                    .best(req.symbol, now, self.config.max_quote_age_secs)
+                    .map_or(quote, |q| q.0);
+                Execution {
+                    outcome: Outcome::Filled,
+                    route,
+                    price: Some(price_for(req.side, &price)),
+                    arrival_price,
+                    lp: None,
+                    reason: None,
+                    reject: None,
+                }
+            }
+            Route::ABook => self.execute_with_lp(req, now, arrival_price).await,
         };
-        match route {
-            Route::BBook => Execution {
+        (exec, Some(reservation))
+    }
+
+    async fn execute_with_lp(
+        &self,
+        req: &OrderRequest,
+        now: f64,
+        arrival_price: Option<f64>,
+    ) -> Execution {
+        let route = Route::ABook;
+        let Some(lp) = self.pick_lp(req.symbol, req.side, now) else {
+            return Execution::rejected(
+                route,
+                RejectReason::NoLiquidity,
+                "no liquidity provider is connected".to_owned(),
+            );
+        };
+        let lp_name = Some(lp.name().to_owned());
+        let lp_span = tracing::info_span!(
+            "lp.request",
+            otel.kind = "client",
+            lp.name = lp.name(),
+            lp.operation = "order",
+            lp.protocol = "FIX",
+            lp.traceparent = tracing::field::Empty,
+        );
+        // The simulated session has no wire to carry it on; recording the header it would
+        // send shows what a real session puts on its order message.
+        if let Some(tp) = lp_span.in_scope(rtx_monitoring::trace::current_traceparent) {
+            lp_span.record("lp.traceparent", tp.as_str());
+        }
+        let answer =
+            tracing::Instrument::instrument(lp.execute(req.symbol, req.side == Side::Buy), lp_span)
+                .await;
+        match answer {
+            Ok(price) => Execution {
                 outcome: Outcome::Filled,
                 route,
-                price: Some(quoted),
-                lp: None,
+                price: Some(price),
+                arrival_price,
+                lp: lp_name,
                 reason: None,
                 reject: None,
             },
-            Route::ABook => {
-                let Some(lp) = self.pick_lp(req.symbol, req.side, now) else {
-                    return Execution::rejected(
-                        route,
-                        RejectReason::NoLiquidity,
-                        "no liquidity provider is connected".to_owned(),
-                    );
-                };
-                let lp_name = Some(lp.name().to_owned());
-                let lp_span = tracing::info_span!(
-                    "lp.request",
-                    otel.kind = "client",
-                    lp.name = lp.name(),
-                    lp.operation = "order",
-                    lp.protocol = "FIX",
-                    lp.traceparent = tracing::field::Empty,
-                );
-                // The simulated session has no wire to carry it on; recording the header it
-                // would send shows what a real session puts on its order message.
-                if let Some(tp) = lp_span.in_scope(rtx_monitoring::trace::current_traceparent) {
-                    lp_span.record("lp.traceparent", tp.as_str());
-                }
-                match tracing::Instrument::instrument(
-                    lp.execute(req.symbol, req.side == Side::Buy),
-                    lp_span,
-                )
-                .await
-                {
-                    Ok(price) => {
-                        let pip = self.market.instrument(req.symbol).pip;
-                        let slippage = if req.side == Side::Buy {
-                            price - quoted
-                        } else {
-                            quoted - price
-                        };
-                        self.metrics
-                            .orders
-                            .record_slippage(req.symbol, slippage / pip);
-                        Execution {
-                            outcome: Outcome::Filled,
-                            route,
-                            price: Some(price),
-                            lp: lp_name,
-                            reason: None,
-                            reject: None,
-                        }
-                    }
-                    Err(e @ LpError::Rejected { .. }) => Execution {
-                        lp: lp_name,
-                        ..Execution::rejected(route, RejectReason::LpRejected, e.to_string())
-                    },
-                    Err(e @ LpError::NotConnected { .. }) => Execution {
-                        lp: lp_name,
-                        ..Execution::rejected(route, RejectReason::NoLiquidity, e.to_string())
-                    },
-                    Err(e @ LpError::Timeout { .. }) => Execution {
-                        outcome: Outcome::Error,
-                        route,
-                        price: None,
-                        lp: lp_name,
-                        reason: Some(e.to_string()),
-                        reject: None,
-                    },
-                }
-            }
+            Err(e @ LpError::Rejected { .. }) => Execution {
+                lp: lp_name,
+                ..Execution::rejected(route, RejectReason::LpRejected, e.to_string())
+            },
+            Err(e @ LpError::NotConnected { .. }) => Execution {
+                lp: lp_name,
+                ..Execution::rejected(route, RejectReason::NoLiquidity, e.to_string())
+            },
+            Err(e @ LpError::Timeout { .. }) => Execution {
+                outcome: Outcome::Error,
+                route,
+                price: None,
+                arrival_price,
+                lp: lp_name,
+                reason: Some(e.to_string()),
+                reject: None,
+            },
         }
     }
 
@@ -580,13 +626,15 @@ impl Router {
             .or_else(|| self.lps.iter().find(|l| l.is_connected()))
     }
 
-    /// Applies a fill, persists the order, and records its metrics. `new` says whether the
-    /// order row exists yet (a triggered pending order exists already).
-    async fn finish(
+    /// Applies a fill (turning what the order holds into a position) or releases what it
+    /// holds, persists the order, and records its metrics. `new` says whether the order row
+    /// exists yet (a triggered resting order exists already).
+    pub(super) async fn finish(
         &self,
         req: OrderRequest,
         mut record: OrderRecord,
         exec: Execution,
+        reservation: Option<Reservation>,
         started: Instant,
         new: bool,
     ) -> Result<OrderRecord, SubmitError> {
@@ -604,26 +652,21 @@ impl Router {
         }
         record.lp = exec.lp;
         record.fill_price = exec.price.filter(|_| exec.outcome == Outcome::Filled);
+        let reservation = reservation.unwrap_or_default();
         let mut writes = Vec::with_capacity(3);
-        let mut undo = None;
+        let mut applied = None;
         if let (Outcome::Filled, Some(price)) = (exec.outcome, exec.price) {
             let now = unix_now();
-            let mut state = req.account.lock();
-            let before = (state.positions.get(&req.symbol).copied(), state.balance);
-            let seq = self.fill_seq.fetch_add(1, Ordering::AcqRel) + 1;
-            let realized =
-                state.apply_fill(&self.market, req.symbol, req.side, req.volume, price, now);
-            let after = (state.positions.get(&req.symbol).copied(), state.balance);
-            drop(state);
-            let signed = if req.side == Side::Buy {
-                req.volume
-            } else {
-                -req.volume
-            };
-            self.net_lots.lock().unwrap_or_else(PoisonError::into_inner)[req.symbol.index()] +=
-                signed;
+            let fill = self.ledger.fill(
+                &self.market,
+                &Claim::of(&req),
+                price,
+                reservation,
+                &self.fill_seq,
+                now,
+            );
             writes.push(Write::Fill(FillRecord {
-                seq,
+                seq: fill.seq,
                 order_id: record.id.clone(),
                 account_id: req.account.id.clone(),
                 symbol: record.symbol.clone(),
@@ -632,13 +675,15 @@ impl Router {
                 price,
                 ts: now,
             }));
-            if realized != 0.0 {
+            if fill.realized != 0.0 {
                 writes.push(Write::BalanceDelta {
                     account_id: req.account.id.clone(),
-                    delta: realized,
+                    delta: fill.realized,
                 });
             }
-            undo = Some((before, after, signed, realized));
+            applied = Some(fill);
+        } else {
+            self.ledger.release(&Claim::of(&req), reservation);
         }
         record.latency_us = started.elapsed().as_micros() as u64;
         writes.insert(
@@ -657,8 +702,8 @@ impl Router {
             db.collection.name = "orders",
         );
         if let Err(e) = tracing::Instrument::instrument(self.store.write(writes), db_span).await {
-            if let Some((before, after, signed, realized)) = undo {
-                self.undo_fill(&req, before, after, signed, realized);
+            if let Some(fill) = applied {
+                self.ledger.undo_fill(&Claim::of(&req), fill);
             }
             return Err(SubmitError::Store(e));
         }
@@ -677,12 +722,19 @@ impl Router {
             self.metrics
                 .orders
                 .record_volume(req.symbol, req.side, req.volume);
-            if exec.route == Route::BBook {
-                self.metrics.orders.record_slippage(req.symbol, 0.0);
+            if let (Some(price), Some(arrival)) = (record.fill_price, exec.arrival_price) {
+                // Positive is worse for the client: paid more on a buy, got less on a sell.
+                let worse = if req.side == Side::Buy {
+                    price - arrival
+                } else {
+                    arrival - price
+                };
+                let pip = self.market.instrument(req.symbol).pip;
+                self.metrics.orders.record_slippage(req.symbol, worse / pip);
             }
         }
         log_order(&record, latency);
-        if let (Some(price), Some((_, _, _, realized))) = (record.fill_price, undo) {
+        if let (Some(price), Some(fill)) = (record.fill_price, applied) {
             events::trade(&events::Trade {
                 order_id: &record.id,
                 account_id: &record.account_id,
@@ -690,7 +742,7 @@ impl Router {
                 side: record.side.as_str(),
                 volume: record.volume,
                 price,
-                realized_pnl: realized,
+                realized_pnl: fill.realized,
                 lp: record.lp.as_deref(),
             });
         }
@@ -699,104 +751,67 @@ impl Router {
         Ok(record)
     }
 
-    /// Takes back an in-memory fill whose transaction failed, so memory matches the database.
-    fn undo_fill(
-        &self,
-        req: &OrderRequest,
-        before: (Option<Position>, f64),
-        after: (Option<Position>, f64),
-        signed: f64,
-        realized: f64,
-    ) {
-        let mut state = req.account.lock();
-        let current = (state.positions.get(&req.symbol).copied(), state.balance);
-        if current == after {
-            match before.0 {
-                Some(p) => {
-                    state.positions.insert(req.symbol, p);
-                }
-                None => {
-                    state.positions.remove(&req.symbol);
-                }
-            }
-            state.balance = before.1;
-        } else {
-            // Another fill landed since: reverse this one by its effect instead.
-            let p = state.positions.entry(req.symbol).or_default();
-            p.lots -= signed;
-            p.realized_pnl -= realized;
-            state.balance -= realized;
-        }
-        drop(state);
-        self.net_lots.lock().unwrap_or_else(PoisonError::into_inner)[req.symbol.index()] -= signed;
-    }
-
-    /// Fills resting orders that `quote` triggers. Called for every quote.
-    pub async fn on_quote(self: &Arc<Self>, symbol: SymbolId, quote: Quote) {
-        let triggered: Vec<Pending> = {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let (fire, keep): (Vec<Pending>, Vec<Pending>) = pending.drain(..).partition(|p| {
-                p.request.symbol == symbol
-                    && p.request.price.is_some_and(|price| {
-                        triggers(p.request.order_type, p.request.side, price, &quote)
-                    })
-            });
-            *pending = keep;
-            fire
+    /// Executes the resting orders that a new quote of `symbol` triggers, judged against the
+    /// best executable price across LPs (one LP's low bid does not fire a stop while another
+    /// still pays more). Called for every quote; costs in proportion to the orders it
+    /// triggers. While the engine drains, nothing triggers: the orders stay pending in the
+    /// database and rest again after the restart.
+    pub async fn on_quote(self: &Arc<Self>, symbol: SymbolId) {
+        let Some(_check) = self.enter() else {
+            return;
         };
-        for p in triggered {
+        let Some((quote, _, _)) =
+            self.market
+                .best(symbol, unix_now(), self.config.max_quote_age_secs)
+        else {
+            return;
+        };
+        let (fired, left) = {
+            let mut book = self.book();
+            let fired = book.take_triggered(symbol.index(), &quote);
+            (fired, book.len(symbol.index()))
+        };
+        if fired.is_empty() {
+            return;
+        }
+        self.metrics.orders.set_resting(symbol, left);
+        for resting in fired {
+            self.ledger.leave_book(&resting.request.account);
             let router = Arc::clone(self);
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let exec = router.execute(&p.request, Some(quote)).await;
-                // A failed store leaves the order pending in the database; it is retried after a restart.
-                let _ = router
-                    .finish(p.request, p.record, exec, started, false)
-                    .await;
-            });
+            tokio::spawn(async move { router.execute_triggered(resting, quote).await });
         }
     }
 
-    /// Closes every position of an account at market (stop-out), as B-book fills.
-    pub async fn stop_out(&self, account: &Arc<Account>) {
-        let positions: Vec<(SymbolId, Position)> = account
-            .lock()
-            .positions
-            .iter()
-            .filter(|(_, p)| p.lots != 0.0)
-            .map(|(s, p)| (*s, *p))
-            .collect();
-        for (symbol, p) in positions {
-            let req = OrderRequest {
-                account: Arc::clone(account),
-                symbol,
-                side: if p.lots > 0.0 { Side::Sell } else { Side::Buy },
-                order_type: OrderType::Market,
-                volume: p.lots.abs(),
-                price: None,
-                client_order_id: Some("stop-out".to_owned()),
-            };
-            let now = unix_now();
-            let Some((quote, _, _)) = self.market.best(symbol, now, f64::INFINITY) else {
-                continue;
-            };
-            let price = if req.side == Side::Buy {
-                quote.ask
-            } else {
-                quote.bid
-            };
-            let exec = Execution {
-                outcome: Outcome::Filled,
-                route: Route::BBook,
-                price: Some(price),
-                lp: None,
-                reason: Some("stop-out".to_owned()),
-                reject: None,
-            };
-            let record = self.new_record(&req, now);
-            let _ = self.finish(req, record, exec, Instant::now(), true).await;
+    /// Executes one triggered resting order; if its outcome cannot be stored, it goes back to
+    /// the book (the database still says pending) and is tried again on a later quote.
+    async fn execute_triggered(self: Arc<Self>, resting: Resting, quote: Quote) {
+        let Some(_in_flight) = self.enter() else {
+            // Draining: it stays pending in the database and rests again after the restart.
+            self.ledger
+                .release(&Claim::of(&resting.request), resting.reservation);
+            return;
+        };
+        let started = Instant::now();
+        let retry = resting.clone();
+        let Resting {
+            request,
+            record,
+            reservation,
+        } = resting;
+        let (exec, held) = self.execute(&request, Some(quote), reservation).await;
+        let finished = self
+            .finish(request, record, exec, held, started, false)
+            .await;
+        if let Err(e) = finished {
+            tracing::warn!(order_id = %retry.record.id, error = %e, "a triggered order could not be stored; it rests again");
+            let reservation = self
+                .ledger
+                .hold_resting(&retry.request.account, retry.reservation.margin);
+            self.rest(Resting {
+                reservation,
+                ..retry
+            });
         }
-        self.metrics.accounts.record_stopout();
     }
 }
 
@@ -819,7 +834,7 @@ fn log_order(record: &OrderRecord, latency: std::time::Duration) {
 }
 
 /// Whether a resting order fires at this quote.
-fn triggers(order_type: OrderType, side: Side, price: f64, q: &Quote) -> bool {
+pub(super) fn triggers(order_type: OrderType, side: Side, price: f64, q: &Quote) -> bool {
     match (order_type, side) {
         (OrderType::Market, _) => true,
         (OrderType::Limit, Side::Buy) => q.ask <= price,
