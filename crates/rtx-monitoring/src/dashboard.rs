@@ -129,6 +129,7 @@ pub fn default_rows() -> Vec<Row> {
                 ts("Open positions by symbol", "short", vec![(format!("sum by (symbol) (rtx_positions_open{{{SEL}}})"), "{{symbol}}")]),
                 ts("Unrealized P&L", "currencyUSD", vec![(format!("sum by (symbol) (rtx_unrealized_pnl{{{SEL}}})"), "{{symbol}}")]),
                 ts("Net exposure", "currencyUSD", vec![(format!("sum by (symbol) (rtx_net_exposure{{{SEL}}})"), "{{symbol}}")]),
+                ts("Resting orders by symbol", "short", vec![(format!("sum by (symbol) (rtx_orders_resting{{{SEL}}})"), "{{symbol}}")]),
             ],
         },
         Row {

@@ -618,6 +618,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn resting_orders_are_counted_per_symbol_from_zero() {
+        let registry = Registry::new();
+        let metrics =
+            crate::catalogue::TradingMetrics::new(&registry, &CatalogueConfig::default()).unwrap();
+        let text = || registry.encode_to_string(crate::metrics::Format::PrometheusText);
+        assert!(text().contains("rtx_orders_resting{symbol=\"GBPJPY\"} 0\n"));
+        let eurusd = metrics.symbol("EURUSD").unwrap();
+        metrics.orders.set_resting(eurusd, 3);
+        metrics.orders.set_resting(eurusd, 2);
+        assert!(text().contains("rtx_orders_resting{symbol=\"EURUSD\"} 2\n"));
+    }
+
+    #[test]
     fn slo_window_is_one_with_no_orders_and_tracks_the_share() {
         let w = SloWindow::new(Duration::from_secs(60));
         assert_eq!(w.ratio(0, 0), 1.0);
