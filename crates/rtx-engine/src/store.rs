@@ -651,7 +651,7 @@ async fn commit(
                 let sql = format!("INSERT INTO orders ({ORDER_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)");
                 timed(
                     &q.insert_order,
-                    bind_order(sqlx::query(&sql), o)
+                    bind_order(sqlx::query(&sql).persistent(cache), o)
                         .bind(*seq)
                         .execute(&mut *tx),
                 )

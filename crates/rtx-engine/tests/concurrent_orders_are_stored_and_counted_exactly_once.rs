@@ -136,3 +136,58 @@ async fn concurrent_orders_on_postgresql_are_stored_and_counted_exactly_once() {
     let cluster = PgCluster::start();
     run(Some(&cluster.url)).await;
 }
+
+/// PostgreSQL fixes a cached statement's parameter types at its first execution, and the
+/// `Any` driver binds a NULL float as a 4-byte float: an order row first written without a
+/// fill price (a rejection) or a limit price (a market order) made every later row with one
+/// fail "incorrect binary data format". Rows with and without each, in every order, all store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_with_and_without_prices_are_stored_on_postgresql() {
+    let cluster = PgCluster::start();
+    let engine = Engine::start(
+        env!("CARGO_BIN_EXE_rtx-engine"),
+        &[
+            ("RTX_DATABASE_URL", cluster.url.as_str()),
+            ("RTX_SIM_ORDER_RATE", "0"),
+        ],
+    );
+    let client = rtx_testkit::async_client();
+    let post = |body: serde_json::Value| {
+        let (client, engine) = (&client, &engine);
+        async move { rtx_testkit::post_order_async(client, engine, &body.to_string()).await }
+    };
+    // Rejected first (no fill price, no limit price): each connection's first insert.
+    for _ in 0..10 {
+        let (status, order) = post(serde_json::json!({
+            "account_id": "demo-5", "symbol": "EURUSD", "side": "buy", "volume": 500.0,
+        }))
+        .await;
+        assert_eq!(
+            (status, order["status"].as_str()),
+            (201, Some("rejected")),
+            "{order}"
+        );
+    }
+    wait_for_fill_async(&client, &engine, "demo-5").await;
+    for i in 0..10 {
+        let (status, order) = post(serde_json::json!({
+            "account_id": "demo-6", "symbol": "EURUSD", "side": "buy", "volume": 0.1,
+        }))
+        .await;
+        assert_eq!(
+            (status, order["status"].as_str()),
+            (201, Some("filled")),
+            "{i}: {order}"
+        );
+        let (status, order) = post(serde_json::json!({
+            "account_id": "demo-7", "symbol": "EURUSD", "side": "buy", "order_type": "limit",
+            "volume": 0.1, "price": 0.9,
+        }))
+        .await;
+        assert_eq!(
+            (status, order["status"].as_str()),
+            (201, Some("pending")),
+            "{i}: {order}"
+        );
+    }
+}
