@@ -2,6 +2,8 @@
 //! limit is: with a small `trading.max_net_exposure_usd`, B-book orders that build exposure past
 //! the warning share but under the limit fill and make the alert fire in the engine, an order
 //! past the limit is refused, and `rtx-engine rules` renders the same threshold for Prometheus.
+//! The alert's `rtx_alerts_fired_total` series is exported at 0 before it fires, so that
+//! `increase()` sees the first firing.
 
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -54,6 +56,12 @@ fn exposure_past_the_warning_share_of_a_small_limit_fires_net_exposure_high() {
     let (dir, config) = rtx_testkit::config_file("exposure-config", CONFIG);
     let engine = Engine::start(ENGINE, &[("RTX_CONFIG", &config)]);
     let http = blocking_client();
+    let fired = "rtx_alerts_fired_total{alertname=\"NetExposureHigh\",severity=\"warning\"}";
+    let before = engine.scrape();
+    assert!(
+        before.contains(&format!("{fired} 0\n")),
+        "{fired} is exported at 0 before the alert ever fires:\n{before}"
+    );
 
     // A first small fill gives the price; the rest of the position takes the book's EURUSD
     // exposure to about 90% of the limit: past the warning, short of the refusal.
@@ -89,13 +97,23 @@ fn exposure_past_the_warning_share_of_a_small_limit_fires_net_exposure_high() {
         THRESHOLD < value && value < LIMIT,
         "the alert reads the exposure: {alert}"
     );
+    let after = engine.scrape();
     assert_eq!(
         metric_sum(
-            &engine.scrape(),
+            &after,
             "rtx_alerts_firing",
             &[("alertname", "NetExposureHigh")]
         ),
         1.0
+    );
+    assert_eq!(
+        metric_sum(
+            &after,
+            "rtx_alerts_fired_total",
+            &[("alertname", "NetExposureHigh")]
+        ),
+        1.0,
+        "the first firing is one increase of a series that was already there"
     );
 
     // The limit itself still refuses what would cross it.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::rules::{AlertRule, Signal};
 use crate::catalogue::SelfMetrics;
-use crate::metrics::{HistogramSnapshot, Reading, ReadingValue, Registry};
+use crate::metrics::{Counter, Gauge, HistogramSnapshot, Reading, ReadingValue, Registry};
 use crate::time::{rfc3339, unix_now};
 
 /// Where an alert instance is in its life.
@@ -97,6 +97,12 @@ struct State {
     snapshots: VecDeque<(Instant, HashMap<&'static str, Vec<Reading>>)>,
 }
 
+/// One rule's self-monitoring series.
+struct RuleSeries {
+    fired: Counter,
+    firing: Gauge,
+}
+
 /// The evaluator. Clones share state.
 #[derive(Clone)]
 pub struct Evaluator {
@@ -104,7 +110,8 @@ pub struct Evaluator {
     registry: Registry,
     window: Duration,
     history_cap: usize,
-    metrics: Option<SelfMetrics>,
+    /// Per rule, in rule order: its `rtx_alerts_fired_total` and `rtx_alerts_firing` series.
+    series: Arc<[RuleSeries]>,
     state: Arc<Mutex<State>>,
     published: Arc<tokio::sync::watch::Sender<Arc<Vec<Alert>>>>,
 }
@@ -177,7 +184,9 @@ fn delta_histogram(now: &HistogramSnapshot, then: Option<&HistogramSnapshot>) ->
 
 impl Evaluator {
     /// An evaluator of `rules` over `registry`, computing rates and quantiles over `window`
-    /// (5 minutes in production, as the PromQL twins do).
+    /// (5 minutes in production, as the PromQL twins do). With `metrics`, every rule's
+    /// `rtx_alerts_fired_total` and `rtx_alerts_firing` series exist at 0 from here on, so
+    /// that `increase()` over the counter sees an alert's first firing too.
     pub fn new(
         rules: Vec<AlertRule>,
         registry: Registry,
@@ -185,12 +194,28 @@ impl Evaluator {
         metrics: Option<SelfMetrics>,
     ) -> Self {
         let (published, _) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+        let series = rules
+            .iter()
+            .map(|rule| match &metrics {
+                Some(m) => {
+                    let labels = [rule.name, rule.severity.as_str()];
+                    RuleSeries {
+                        fired: m.alerts_fired.get(&labels),
+                        firing: m.alerts_firing.get(&labels),
+                    }
+                }
+                None => RuleSeries {
+                    fired: Counter::noop(),
+                    firing: Gauge::noop(),
+                },
+            })
+            .collect();
         Self {
             rules: rules.into(),
             registry,
             window,
             history_cap: 1000,
-            metrics,
+            series,
             state: Arc::new(Mutex::new(State {
                 instances: HashMap::new(),
                 history: VecDeque::new(),
@@ -402,8 +427,10 @@ impl Evaluator {
             }
         });
         for alert in changes.into_iter().chain(resolved) {
-            if let (Some(m), AlertState::Firing) = (&self.metrics, alert.state) {
-                m.alerts_fired.get(&[alert.name, alert.severity]).inc();
+            if alert.state == AlertState::Firing {
+                if let Some(i) = self.rules.iter().position(|r| r.name == alert.name) {
+                    self.series[i].fired.inc();
+                }
             }
             state.history.push_front(HistoryEntry {
                 at: now_unix,
@@ -412,17 +439,13 @@ impl Evaluator {
         }
         state.history.truncate(self.history_cap);
         state.snapshots.push_back((now, current));
-        if let Some(m) = &self.metrics {
-            for rule in self.rules.iter() {
-                let firing = state
-                    .instances
-                    .values()
-                    .filter(|a| a.name == rule.name && a.state == AlertState::Firing)
-                    .count();
-                m.alerts_firing
-                    .get(&[rule.name, rule.severity.as_str()])
-                    .set(firing as f64);
-            }
+        for (rule, series) in self.rules.iter().zip(self.series.iter()) {
+            let firing = state
+                .instances
+                .values()
+                .filter(|a| a.name == rule.name && a.state == AlertState::Firing)
+                .count();
+            series.firing.set(firing as f64);
         }
         let mut published: Vec<Alert> = state
             .instances
@@ -738,6 +761,27 @@ mod tests {
         assert!(
             text.contains("rtx_alerts_firing{alertname=\"TaskCountHigh\",severity=\"warning\"} 0")
         );
+    }
+
+    #[test]
+    fn every_rules_series_is_exported_at_zero_before_it_first_fires() {
+        let (_, e) = setup(default_rules());
+        let text = e
+            .registry
+            .encode_to_string(crate::metrics::Format::PrometheusText);
+        for rule in default_rules() {
+            let labels = format!(
+                "{{alertname=\"{}\",severity=\"{}\"}}",
+                rule.name,
+                rule.severity.as_str()
+            );
+            for family in ["rtx_alerts_fired_total", "rtx_alerts_firing"] {
+                assert!(
+                    text.contains(&format!("{family}{labels} 0\n")),
+                    "{family}{labels} is not exported at 0 before any evaluation"
+                );
+            }
+        }
     }
 
     #[test]
