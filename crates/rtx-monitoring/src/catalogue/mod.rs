@@ -67,9 +67,7 @@ label_enum! {
         /// No LP is connected to take an A-book order.
         NoLiquidity => "no_liquidity",
         /// The account already has as many resting orders as it may.
-        RestingLimit => "resting_limit",
-        /// The account is in stop-out or disabled.
-        AccountBlocked => "account_blocked"
+        RestingLimit => "resting_limit"
     }
 }
 
@@ -95,8 +93,9 @@ label_enum! {
 }
 
 label_enum! {
-    /// WebSocket channels.
-    pub enum WsChannel { Quotes => "quotes", Orders => "orders", Positions => "positions" }
+    /// WebSocket channels: the engine streams quotes (`GET /ws/quotes`, SPEC §2) and nothing
+    /// else, so that is the only channel with a series.
+    pub enum WsChannel { Quotes => "quotes" }
 }
 
 label_enum! {
