@@ -846,6 +846,14 @@ fn check_names(key: &'static str, names: &[String]) -> Result<(), ConfigError> {
             reason: format!("`{bad}` must be 1-32 characters of letters, digits, `.`, `_` or `-`"),
         });
     }
+    // Each name is a label value: a repeat would export two series with one label set.
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    if let Some(repeated) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("`{repeated}` is listed twice; list each name once"),
+        });
+    }
     Ok(())
 }
 
@@ -938,6 +946,31 @@ mod tests {
         let c = Config::load(&settings).unwrap();
         assert_eq!(c.listen_addr.port(), 2);
         assert_eq!(c.symbols, ["EURUSD"]);
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_refused_naming_the_key_and_the_name() {
+        let err = Config::load(&Settings {
+            lps: Some("OANDA,LMAX,OANDA".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`lps`") && text.contains("`OANDA` is listed twice"),
+            "{text}"
+        );
+        let path = file("symbols = [\"EURUSD\", \"GBPUSD\", \"EURUSD\"]\n");
+        let err = Config::load(&Settings {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`symbols`") && text.contains("`EURUSD` is listed twice"),
+            "{text}"
+        );
     }
 
     #[test]

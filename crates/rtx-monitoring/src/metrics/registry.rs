@@ -75,6 +75,16 @@ pub enum RegistryError {
     /// The registry has no room for more series.
     #[error("the registry is full: no room for more series of `{0}`")]
     Full(String),
+    /// A fixed value list names a value twice, which would make two series with one label set.
+    #[error("metric `{metric}` lists `{value}` twice among the values of label `{label}`: give each value once")]
+    DuplicateLabelValue {
+        /// The metric.
+        metric: String,
+        /// The label.
+        label: String,
+        /// The repeated value.
+        value: String,
+    },
 }
 
 /// What a metric is called and what it means: the one definition its docs, exposition and
@@ -468,7 +478,8 @@ impl Registry {
     /// is reached by index arithmetic alone.
     ///
     /// # Errors
-    /// When the spec is invalid, the name is taken, or `values` does not give one list per label.
+    /// When the spec is invalid, the name is taken, `values` does not give one list per label,
+    /// or a list names a value twice.
     pub fn dense<M: Metric, const N: usize>(
         &self,
         spec: MetricSpec,
@@ -480,6 +491,16 @@ impl Registry {
                 expected: spec.labels.len(),
                 got: N,
             });
+        }
+        for (label, list) in spec.labels.iter().zip(values) {
+            let mut seen = std::collections::HashSet::with_capacity(list.len());
+            if let Some(value) = list.iter().find(|v| !seen.insert(**v)) {
+                return Err(RegistryError::DuplicateLabelValue {
+                    metric: spec.name.clone(),
+                    label: (*label).to_owned(),
+                    value: (*value).to_owned(),
+                });
+            }
         }
         let mut strides = [0usize; N];
         let mut total = 1usize;
@@ -821,6 +842,26 @@ mod tests {
             r.gauge(MetricSpec::gauge("g", "x")).unwrap_err(),
             RegistryError::Duplicate("g".into())
         );
+    }
+
+    #[test]
+    fn a_dense_value_list_naming_a_value_twice_is_refused() {
+        let r = Registry::new();
+        let err = r
+            .dense::<Counter, 2>(
+                MetricSpec::counter("lp_quotes_total", "x").with_labels(&["lp", "symbol"]),
+                [&["OANDA", "LMAX", "OANDA"], &["EURUSD"]],
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RegistryError::DuplicateLabelValue {
+                metric: "lp_quotes_total".into(),
+                label: "lp".into(),
+                value: "OANDA".into(),
+            }
+        );
+        assert_eq!(r.series_count(), 0, "nothing is registered");
     }
 
     #[test]
