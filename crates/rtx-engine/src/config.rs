@@ -796,6 +796,12 @@ fn check_trading(t: &RouterConfig) -> Result<(), ConfigError> {
             reason: "must be below trading.margin_call_level".to_owned(),
         });
     }
+    if t.max_resting_orders_per_account == 0 {
+        return Err(ConfigError::Invalid {
+            key: "trading.max_resting_orders_per_account",
+            reason: "must be at least 1 (limit and stop orders could never rest)".to_owned(),
+        });
+    }
     Ok(())
 }
 
@@ -878,6 +884,21 @@ mod tests {
         assert_eq!(c.lps, ["OANDA", "LMAX", "CURRENEX"]);
         assert_eq!(c.symbols.len(), 10);
         assert!(c.monitoring);
+    }
+
+    #[test]
+    fn a_resting_cap_of_zero_is_refused_by_name() {
+        let path = file("[trading]\nmax_resting_orders_per_account = 0\n");
+        let err = Config::load(&Settings {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("trading.max_resting_orders_per_account"),
+            "{text}"
+        );
     }
 
     #[test]
