@@ -93,7 +93,7 @@ pub struct Settings {
     pub service_version: Option<String>,
     /// Bearer token required on /metrics [default: unset, open].
     #[arg(long, env = "RTX_METRICS_TOKEN", global = true, hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// Comma-separated simulated LP names [default: OANDA,LMAX,CURRENEX].
     #[arg(long, env = "RTX_LPS", global = true)]
     pub lps: Option<String>,
@@ -105,7 +105,7 @@ pub struct Settings {
     pub monitoring: Option<String>,
     /// `sqlite://…` or `postgres://…` [default: an SQLite file in ./data/].
     #[arg(long, env = "RTX_DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretUrl>,
     /// Simulated orders per second, 0 = off [default: 2].
     #[arg(long, env = "RTX_SIM_ORDER_RATE", global = true)]
     pub sim_order_rate: Option<f64>,
@@ -117,7 +117,7 @@ pub struct Settings {
         global = true,
         hide_env_values = true
     )]
-    pub alertmanager_url: Option<String>,
+    pub alertmanager_url: Option<Secret>,
     /// Alert evaluation interval, e.g. `15s` [default: 15s].
     #[arg(long, env = "RTX_ALERT_EVAL_INTERVAL", global = true)]
     pub alert_eval_interval: Option<String>,
@@ -135,7 +135,7 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// Enables /admin/* and is the bearer token required there [default: unset, admin off].
     #[arg(long, env = "RTX_ADMIN_TOKEN", global = true, hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 }
 
 /// The `[metrics]` table of the file.
@@ -197,7 +197,7 @@ pub struct AlertsConfig {
     /// How often firing alerts are re-sent to Alertmanager, in seconds.
     pub resend_interval_secs: u64,
     /// Bearer token for Alertmanager (instead of basic auth in the URL).
-    pub alertmanager_bearer_token: Option<String>,
+    pub alertmanager_bearer_token: Option<Secret>,
     /// Threshold overrides by alert name.
     pub thresholds: std::collections::BTreeMap<String, f64>,
     /// `for` overrides by alert name, in seconds.
@@ -286,13 +286,13 @@ struct FileConfig {
     listen_addr: Option<String>,
     service_name: Option<String>,
     service_version: Option<String>,
-    metrics_token: Option<String>,
+    metrics_token: Option<Secret>,
     lps: Option<Vec<String>>,
     symbols: Option<Vec<String>>,
     monitoring: Option<String>,
-    database_url: Option<String>,
+    database_url: Option<SecretUrl>,
     sim_order_rate: Option<f64>,
-    admin_token: Option<String>,
+    admin_token: Option<Secret>,
     #[serde(default)]
     metrics: MetricsFile,
     #[serde(default)]
@@ -308,7 +308,7 @@ struct FileConfig {
     log_level: Option<String>,
     #[serde(default)]
     logging: LoggingConfig,
-    alertmanager_url: Option<String>,
+    alertmanager_url: Option<Secret>,
     otlp_endpoint: Option<String>,
     trace_sample_ratio: Option<f64>,
     alert_eval_interval: Option<String>,
@@ -317,15 +317,29 @@ struct FileConfig {
     alerts: AlertsConfig,
 }
 
-/// A credential: usable as a string, never shown by `Debug` (so `check-config` and any log
-/// of the configuration cannot leak it).
-#[derive(Clone, PartialEq, Eq)]
+/// A credential (a bearer token, or a value that carries passwords): `Debug` and `Display`
+/// show `<redacted>`, so `check-config` and any log of the configuration cannot leak it; the
+/// value itself only comes out through [`Secret::expose`]. Deliberately not `Serialize`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
-    /// The secret itself, for the one place that compares it.
+    /// The secret itself, for the one place that uses it.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
     }
 }
 
@@ -335,10 +349,35 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// A URL that may carry `user:password@` credentials (the database's, an Alertmanager's),
-/// whose password `Debug` hides.
-#[derive(Clone, PartialEq, Eq)]
+/// whose password `Debug` and `Display` hide.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct SecretUrl(String);
+
+impl From<String> for SecretUrl {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
 
 impl SecretUrl {
     /// The URL to connect with.
@@ -464,8 +503,22 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: parse_message(&text, &e),
     })
+}
+
+/// The parser's message with the line and column it points at, but not the line itself: that
+/// line may hold a credential (a misspelled `admin_tokn = "…"`, an unquoted token).
+fn parse_message(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", error.message())
+        }
+        None => error.message().to_owned(),
+    }
 }
 
 impl Config {
@@ -544,10 +597,10 @@ impl Config {
             .database_url
             .clone()
             .or(file.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
+            .unwrap_or_else(|| SecretUrl::from(DEFAULT_DATABASE_URL));
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| database_url.expose().starts_with(scheme))
         {
             return Err(ConfigError::Invalid {
                 key: "database_url",
@@ -593,7 +646,12 @@ impl Config {
             .alertmanager_url
             .clone()
             .or(file.alertmanager_url.clone())
-            .map(|list| split_list(&list).into_iter().map(SecretUrl).collect())
+            .map(|list| {
+                split_list(list.expose())
+                    .into_iter()
+                    .map(SecretUrl)
+                    .collect()
+            })
             .unwrap_or_default();
         if let Some(bad) = alertmanager_urls
             .iter()
@@ -718,14 +776,13 @@ impl Config {
             })
             .collect();
         Ok(Self {
-            database_url: SecretUrl(database_url),
+            database_url,
             sim_order_rate,
             admin_token: settings
                 .admin_token
                 .clone()
                 .or(file.admin_token)
-                .filter(|t| !t.is_empty())
-                .map(Secret),
+                .filter(|t| !t.expose().is_empty()),
             trading: file.trading,
             lp_behaviour,
             health: file.health,
@@ -753,8 +810,7 @@ impl Config {
                 .metrics_token
                 .clone()
                 .or(file.metrics_token)
-                .filter(|t| !t.is_empty())
-                .map(Secret),
+                .filter(|t| !t.expose().is_empty()),
             lps,
             symbols,
             monitoring,
@@ -868,10 +924,12 @@ mod tests {
     use super::*;
 
     fn file(text: &str) -> PathBuf {
+        // Tests run in parallel: each file gets a name of its own.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "rtx-config-test-{}-{}.toml",
             std::process::id(),
-            text.len()
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::write(&path, text).unwrap();
         path
@@ -903,20 +961,90 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_a_credential() {
+        // Every credential, each a marker of its own; the bearer token only exists in the file.
+        let path = file(
+            "metrics_token = \"file-m-secret\"\n\
+             admin_token = \"file-a-secret\"\n\
+             [alerts]\nalertmanager_bearer_token = \"am-bearer-secret\"\n",
+        );
         let settings = Settings {
+            config: Some(path.clone()),
             metrics_token: Some("m-secret".into()),
             admin_token: Some("a-secret".into()),
             database_url: Some("postgres://rtx:pg-secret@127.0.0.1:5432/rtx".into()),
+            alertmanager_url: Some(
+                "http://am:am-basic-secret@127.0.0.1:9093,https://am2:am2-basic-secret@am2:9093"
+                    .into(),
+            ),
             ..Default::default()
         };
-        let shown = format!("{:?}", Config::load(&settings).unwrap());
-        for secret in ["m-secret", "a-secret", "pg-secret"] {
+        let config = Config::load(&settings).unwrap();
+        assert_eq!(
+            config
+                .alerts
+                .alertmanager_bearer_token
+                .as_ref()
+                .map(Secret::expose),
+            Some("am-bearer-secret")
+        );
+        assert_eq!(
+            config.alertmanager_urls[1].credentials(),
+            Some(("am2", "am2-basic-secret"))
+        );
+        let shown = [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{settings:?}"),
+            format!("{:?}", read_file(&path).unwrap()),
+        ]
+        .join("\n");
+        for secret in [
+            "m-secret",
+            "a-secret",
+            "pg-secret",
+            "am-basic-secret",
+            "am2-basic-secret",
+            "am-bearer-secret",
+        ] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(
             shown.contains("postgres://rtx:<redacted>@127.0.0.1:5432/rtx"),
             "{shown}"
         );
+        assert!(
+            shown.contains("http://am:<redacted>@127.0.0.1:9093"),
+            "{shown}"
+        );
+        assert_eq!(Secret::from("x").to_string(), "<redacted>");
+        assert_eq!(
+            config.database_url.to_string(),
+            "postgres://rtx:<redacted>@127.0.0.1:5432/rtx"
+        );
+    }
+
+    #[test]
+    fn a_file_error_names_the_key_and_place_but_never_shows_the_line() {
+        for (text, expected) in [
+            (
+                "admin_tokn = \"typo-secret\"\n",
+                "line 1, column 1: unknown field `admin_tokn`",
+            ),
+            ("\nadmin_token = typo-secret\n", "line 2, column 15: "),
+            (
+                "metrics_token = 42 # typo-secret\n",
+                "line 1, column 17: invalid type",
+            ),
+        ] {
+            let err = Config::load(&Settings {
+                config: Some(file(text)),
+                ..Default::default()
+            })
+            .unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains(expected), "{shown}");
+            assert!(!shown.contains("typo-secret"), "{shown}");
+        }
     }
 
     #[test]

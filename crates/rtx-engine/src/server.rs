@@ -129,7 +129,7 @@ fn alertmanager_config(
         return None;
     }
     let mut auth = match &config.alerts.alertmanager_bearer_token {
-        Some(token) => AlertmanagerAuth::Bearer(token.clone()),
+        Some(token) => AlertmanagerAuth::Bearer(token.expose().to_owned()),
         None => AlertmanagerAuth::None,
     };
     let urls = config
