@@ -1,13 +1,16 @@
-//! Configuration: a TOML file (`RTX_CONFIG`), `RTX_*` environment variables and flags, in that
-//! order of precedence (flags win). Every setting has a default, so the engine starts with none.
+//! Resolution and validation: reads the file, lays the variables and flags over it and the
+//! defaults under it, checks every value (the `check_*` functions) and builds the one [`Config`]
+//! the engine runs with, or a [`ConfigError`] naming the key at fault. Which keys exist is the
+//! schema's business; an error here names a key and never quotes a credential.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
-
+use super::schema::{
+    AlertsConfig, FileConfig, HealthConfig, LoggingConfig, Settings, ShutdownConfig,
+};
+use super::secret::{Secret, SecretUrl};
 use crate::market::lp::LpBehaviour;
 use crate::trading::RouterConfig;
 
@@ -38,391 +41,6 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
-}
-
-/// The engine's command line.
-#[derive(Debug, Parser)]
-#[command(
-    name = "rtx-engine",
-    version,
-    about = "Reference trading backend instrumented with rtx-monitoring"
-)]
-pub struct Cli {
-    /// What to do; with none, serve.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    /// Settings.
-    #[command(flatten)]
-    pub settings: Settings,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Load and check the configuration, print it, and exit (non-zero when it is invalid).
-    CheckConfig,
-    /// Print the Prometheus rule file generated from the alert definitions (with this
-    /// configuration's thresholds).
-    Rules,
-    /// Print the `promtool test rules` file that exercises every generated alert.
-    RuleTests,
-    /// Print the alert runbooks (`docs/RUNBOOKS.md`).
-    Runbooks,
-    /// Print the Grafana dashboard JSON.
-    Dashboard,
-    /// Print the metric catalogue (`docs/METRICS.md`).
-    MetricsDoc,
-    /// Print the Kubernetes PrometheusRule (the rule file for Prometheus Operator).
-    PrometheusRule,
-}
-
-/// Settings given as flags or `RTX_*` variables (each overrides the file).
-#[derive(Debug, Default, Args)]
-pub struct Settings {
-    /// Path of the TOML configuration file.
-    #[arg(long, env = "RTX_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    /// HTTP listen address [default: 0.0.0.0:7999].
-    #[arg(long, env = "RTX_LISTEN_ADDR", global = true)]
-    pub listen_addr: Option<String>,
-    /// Service name in metrics, logs and spans [default: rtx-engine].
-    #[arg(long, env = "RTX_SERVICE_NAME", global = true)]
-    pub service_name: Option<String>,
-    /// Service version [default: the crate version].
-    #[arg(long, env = "RTX_SERVICE_VERSION", global = true)]
-    pub service_version: Option<String>,
-    /// Bearer token required on /metrics [default: unset, open].
-    #[arg(long, env = "RTX_METRICS_TOKEN", global = true, hide_env_values = true)]
-    pub metrics_token: Option<Secret>,
-    /// Comma-separated simulated LP names [default: OANDA,LMAX,CURRENEX].
-    #[arg(long, env = "RTX_LPS", global = true)]
-    pub lps: Option<String>,
-    /// Comma-separated symbols [default: the 10 major FX pairs].
-    #[arg(long, env = "RTX_SYMBOLS", global = true)]
-    pub symbols: Option<String>,
-    /// `on`, or `off` to make every instrument a no-op (overhead measurement) [default: on].
-    #[arg(long, env = "RTX_MONITORING", global = true)]
-    pub monitoring: Option<String>,
-    /// `sqlite://…` or `postgres://…` [default: an SQLite file in ./data/].
-    #[arg(long, env = "RTX_DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<SecretUrl>,
-    /// Simulated orders per second, 0 = off [default: 2].
-    #[arg(long, env = "RTX_SIM_ORDER_RATE", global = true)]
-    pub sim_order_rate: Option<f64>,
-    /// Comma-separated Alertmanager base URLs; `http://user:password@host:9093` for basic auth
-    /// [default: unset, no notifications].
-    #[arg(
-        long,
-        env = "RTX_ALERTMANAGER_URL",
-        global = true,
-        hide_env_values = true
-    )]
-    pub alertmanager_url: Option<Secret>,
-    /// Alert evaluation interval, e.g. `15s` [default: 15s].
-    #[arg(long, env = "RTX_ALERT_EVAL_INTERVAL", global = true)]
-    pub alert_eval_interval: Option<String>,
-    /// Runtime collector interval, e.g. `30s` [default: 30s].
-    #[arg(long, env = "RTX_RUNTIME_INTERVAL", global = true)]
-    pub runtime_interval: Option<String>,
-    /// OTLP/HTTP base URL for spans, e.g. `http://127.0.0.1:4318` [default: unset, no export].
-    #[arg(long, env = "RTX_OTLP_ENDPOINT", global = true)]
-    pub otlp_endpoint: Option<String>,
-    /// Root sampling ratio, 0.0–1.0 [default: 1.0].
-    #[arg(long, env = "RTX_TRACE_SAMPLE_RATIO", global = true)]
-    pub trace_sample_ratio: Option<f64>,
-    /// Log filter, `info` or `info,rtx_engine=debug` [default: info].
-    #[arg(long, env = "RTX_LOG_LEVEL", global = true)]
-    pub log_level: Option<String>,
-    /// Enables /admin/* and is the bearer token required there [default: unset, admin off].
-    #[arg(long, env = "RTX_ADMIN_TOKEN", global = true, hide_env_values = true)]
-    pub admin_token: Option<Secret>,
-}
-
-/// The `[metrics]` table of the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MetricsFile {
-    slo_target_ms: Option<u64>,
-    slo_window_secs: Option<u64>,
-    account_cap: Option<usize>,
-    route_cap: Option<usize>,
-    label_cap: Option<usize>,
-}
-
-/// Health-check thresholds and intervals (the `[health]` table).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct HealthConfig {
-    /// Resident memory above which `memory` is degraded.
-    pub memory_warn_bytes: f64,
-    /// Resident memory above which `memory` is unhealthy.
-    pub memory_critical_bytes: f64,
-    /// Live tasks above which `tasks` is degraded.
-    pub tasks_warn: f64,
-    /// Live tasks above which `tasks` is unhealthy.
-    pub tasks_critical: f64,
-    /// A database ping slower than this is degraded, in milliseconds.
-    pub database_slow_ms: u64,
-    /// Interval of the in-process and database checks, in milliseconds.
-    pub interval_ms: u64,
-    /// Interval of the LP check, in milliseconds.
-    pub lp_interval_ms: u64,
-    /// Timeout of every check, in milliseconds.
-    pub timeout_ms: u64,
-}
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        Self {
-            memory_warn_bytes: 1024.0 * 1024.0 * 1024.0,
-            memory_critical_bytes: 2.0 * 1024.0 * 1024.0 * 1024.0,
-            tasks_warn: 10_000.0,
-            tasks_critical: 50_000.0,
-            database_slow_ms: 100,
-            interval_ms: 5_000,
-            lp_interval_ms: 1_000,
-            timeout_ms: 2_000,
-        }
-    }
-}
-
-/// Alerting (the `[alerts]` table).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// Window of the in-process rates and quantiles, in seconds (the PromQL twins use 5m).
-    pub window_secs: u64,
-    /// Alerts kept in `GET /alerts` history.
-    pub history_cap: usize,
-    /// How often firing alerts are re-sent to Alertmanager, in seconds.
-    pub resend_interval_secs: u64,
-    /// Bearer token for Alertmanager (instead of basic auth in the URL).
-    pub alertmanager_bearer_token: Option<Secret>,
-    /// Threshold overrides by alert name.
-    pub thresholds: std::collections::BTreeMap<String, f64>,
-    /// `for` overrides by alert name, in seconds.
-    pub for_secs: std::collections::BTreeMap<String, u64>,
-    /// PEM file of a private CA to trust for `https` Alertmanager URLs.
-    pub alertmanager_ca_file: Option<PathBuf>,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            window_secs: 300,
-            history_cap: 1000,
-            resend_interval_secs: 60,
-            alertmanager_bearer_token: None,
-            thresholds: Default::default(),
-            for_secs: Default::default(),
-            alertmanager_ca_file: None,
-        }
-    }
-}
-
-/// Parses `15s`, `2m`, `1h`, `500ms` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let value: f64 = number
-        .trim()
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v > 0.0)?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
-/// Logging (the `[logging]` table).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LoggingConfig {
-    /// Field-name fragments to redact beyond the built-in ones (password, secret, token, …).
-    pub redact_keys: Vec<String>,
-    /// Bound of the log buffer in bytes; past it DEBUG and INFO lines are dropped and counted.
-    pub buffer_bytes: usize,
-}
-
-impl Default for LoggingConfig {
-    fn default() -> Self {
-        Self {
-            redact_keys: Vec::new(),
-            buffer_bytes: 4 * 1024 * 1024,
-        }
-    }
-}
-
-/// Shutdown timing (the `[shutdown]` table).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShutdownConfig {
-    /// After SIGTERM, keep serving with `/ready` at 503 this long, so load balancers notice.
-    pub drain_delay_ms: u64,
-    /// Exit (non-zero) if shutdown takes longer than this, in milliseconds.
-    pub timeout_ms: u64,
-}
-
-impl Default for ShutdownConfig {
-    fn default() -> Self {
-        Self {
-            drain_delay_ms: 2_000,
-            timeout_ms: 10_000,
-        }
-    }
-}
-
-/// The file's shape: the same names as the variables, lower-case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen_addr: Option<String>,
-    service_name: Option<String>,
-    service_version: Option<String>,
-    metrics_token: Option<Secret>,
-    lps: Option<Vec<String>>,
-    symbols: Option<Vec<String>>,
-    monitoring: Option<String>,
-    database_url: Option<SecretUrl>,
-    sim_order_rate: Option<f64>,
-    admin_token: Option<Secret>,
-    #[serde(default)]
-    metrics: MetricsFile,
-    #[serde(default)]
-    trading: RouterConfig,
-    #[serde(default)]
-    lp: LpBehaviour,
-    #[serde(default)]
-    lp_overrides: std::collections::BTreeMap<String, LpBehaviour>,
-    #[serde(default)]
-    health: HealthConfig,
-    #[serde(default)]
-    shutdown: ShutdownConfig,
-    log_level: Option<String>,
-    #[serde(default)]
-    logging: LoggingConfig,
-    alertmanager_url: Option<Secret>,
-    otlp_endpoint: Option<String>,
-    trace_sample_ratio: Option<f64>,
-    alert_eval_interval: Option<String>,
-    runtime_interval: Option<String>,
-    #[serde(default)]
-    alerts: AlertsConfig,
-}
-
-/// A credential (a bearer token, or a value that carries passwords): `Debug` and `Display`
-/// show `<redacted>`, so `check-config` and any log of the configuration cannot leak it; the
-/// value itself only comes out through [`Secret::expose`]. Deliberately not `Serialize`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// A URL that may carry `user:password@` credentials (the database's, an Alertmanager's),
-/// whose password `Debug` and `Display` hide.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct SecretUrl(String);
-
-impl From<String> for SecretUrl {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for SecretUrl {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl std::fmt::Display for SecretUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl SecretUrl {
-    /// The URL to connect with.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced, for logs.
-    pub fn redacted(&self) -> String {
-        format!("{self:?}").trim_matches('"').to_owned()
-    }
-
-    /// The user and password of a `scheme://user:password@host/…` URL.
-    pub fn credentials(&self) -> Option<(&str, &str)> {
-        split_userinfo(&self.0).and_then(|(_, userinfo, _)| userinfo.split_once(':'))
-    }
-
-    /// The URL without its `user[:password]@` part, for a client that sends the credentials
-    /// apart from the URL.
-    pub fn without_userinfo(&self) -> String {
-        match split_userinfo(&self.0) {
-            Some((scheme, _, rest)) => format!("{scheme}{rest}"),
-            None => self.0.clone(),
-        }
-    }
-}
-
-impl std::fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // scheme://user:password@host/… shows as scheme://user:<redacted>@host/…
-        match (split_userinfo(&self.0), self.credentials()) {
-            (Some((scheme, _, rest)), Some((user, _))) => {
-                write!(f, "\"{scheme}{user}:<redacted>@{rest}\"")
-            }
-            _ => write!(f, "{:?}", self.0),
-        }
-    }
-}
-
-/// Splits `scheme://userinfo@rest` into `scheme://`, `userinfo` and `rest`; `None` when the URL
-/// has no userinfo.
-fn split_userinfo(url: &str) -> Option<(&str, &str, &str)> {
-    let scheme_end = url.find("://")? + 3;
-    let at = url.rfind('@').filter(|&at| at >= scheme_end)?;
-    Some((&url[..scheme_end], &url[scheme_end..at], &url[at + 1..]))
 }
 
 /// The resolved configuration.
@@ -649,13 +267,13 @@ impl Config {
             .map(|list| {
                 split_list(list.expose())
                     .into_iter()
-                    .map(SecretUrl)
+                    .map(SecretUrl::from)
                     .collect()
             })
             .unwrap_or_default();
         if let Some(bad) = alertmanager_urls
             .iter()
-            .find(|u| !(u.0.starts_with("http://") || u.0.starts_with("https://")))
+            .find(|u| !(u.expose().starts_with("http://") || u.expose().starts_with("https://")))
         {
             return Err(ConfigError::Invalid {
                 key: "alertmanager_url",
@@ -919,6 +537,27 @@ fn check_names(key: &'static str, names: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Parses `15s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let value: f64 = number
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1045,27 +684,6 @@ mod tests {
             assert!(shown.contains(expected), "{shown}");
             assert!(!shown.contains("typo-secret"), "{shown}");
         }
-    }
-
-    #[test]
-    fn credentials_come_out_of_a_url_and_the_url_keeps_the_rest() {
-        let url = SecretUrl("http://am:p@ss@alertmanager:9093/base".into());
-        assert_eq!(url.credentials(), Some(("am", "p@ss")));
-        assert_eq!(url.without_userinfo(), "http://alertmanager:9093/base");
-        assert_eq!(
-            url.redacted(),
-            "http://am:<redacted>@alertmanager:9093/base"
-        );
-
-        let user_only = SecretUrl("postgres://rtx@db/rtx".into());
-        assert_eq!(user_only.credentials(), None);
-        assert_eq!(user_only.without_userinfo(), "postgres://db/rtx");
-        assert_eq!(user_only.redacted(), "postgres://rtx@db/rtx");
-
-        let plain = SecretUrl("sqlite://data/rtx.db".into());
-        assert_eq!(plain.credentials(), None);
-        assert_eq!(plain.without_userinfo(), "sqlite://data/rtx.db");
-        assert_eq!(plain.redacted(), "sqlite://data/rtx.db");
     }
 
     #[test]
