@@ -1,56 +1,72 @@
 #!/usr/bin/env bash
-# A resting-order flood must not hurt anyone else. Against one release engine (no simulated
-# flow, fresh SQLite file): market-order throughput and p99 before a flood, the flood itself
-# (20 connections of never-filling 50-lot limit buys), the same market-order load after it,
-# and the engine's CPU while idle with the book as the flood left it. Then a second engine with
-# a high cap, parked with THOUSANDS of small resting orders, idle CPU again.
+# A resting-order flood must not hurt anyone else. Two release engines (no simulated flow,
+# fresh SQLite files): one is flooded first with never-filling 50-lot limit buys from 20
+# connections, the other is not. Market-order load then alternates between the two, ROUNDS
+# times each, so that drift on a shared machine falls on both alike; the medians and their
+# ratio (flooded / clean) are printed. Then a third engine with a high cap is parked with
+# THOUSANDS of small resting orders, and its CPU is measured while idle.
 # Needs wrk (Debian package `wrk`).
-# Usage: bash scripts/load/resting_flood.sh [SECONDS] [THOUSANDS]
+# Usage: bash scripts/load/resting_flood.sh [ROUNDS] [SECONDS] [THOUSANDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds="${1:-20}"; thousands="${2:-5}"
+rounds="${1:-3}"; seconds="${2:-10}"; thousands="${3:-5}"
 command -v wrk >/dev/null || { echo "resting_flood.sh: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p rtx-engine
-port=17998
+pids=(); dirs=()
+# start PORT [VAR=VALUE ...]: an engine on 127.0.0.1:PORT in a fresh directory.
 start() {
+  local port="$1" dir; shift
   dir="$(mktemp -d)"
   (cd "$dir" && exec env RTX_SIM_ORDER_RATE=0 RTX_LISTEN_ADDR="127.0.0.1:$port" "$@" \
     "$OLDPWD/target/release/rtx-engine" >/dev/null 2>&1) &
-  pid=$!
+  pids+=("$!"); dirs+=("$dir")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 }
-stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "${dirs[@]}"; }
+trap cleanup EXIT
+resting() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^rtx_orders_resting\{/ {n += $2} END {print n + 0}'; }
+# market PORT: requests/s and p99 (ms) of market orders.
 market() {
-  local out
-  out="$(wrk -t2 -c20 -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$port")"
-  printf '%-28s %10s req/s  p99 %s\n' "$1" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  wrk -t2 -c20 -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$1" |
+    awk '/^Requests\/sec/ {r = $2} $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p = v} END {print r, p}'
 }
-# CPU seconds the engine used over 10 idle seconds, as a percentage of one core.
+# idle_cpu PID WHAT: CPU the process used over 10 idle seconds, in percent of one core.
 idle_cpu() {
   local hz before after
   hz="$(getconf CLK_TCK)"
-  before="$(awk '{print $14 + $15}' "/proc/$pid/stat")"; sleep 10
-  after="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
-  awk -v b="$before" -v a="$after" -v hz="$hz" -v what="$1" 'BEGIN {printf "%-28s %.1f%% of a core\n", what, (a - b) / hz / 10 * 100}'
+  before="$(awk '{print $14 + $15}' "/proc/$1/stat")"; sleep 10
+  after="$(awk '{print $14 + $15}' "/proc/$1/stat")"
+  awk -v b="$before" -v a="$after" -v hz="$hz" -v what="$2" 'BEGIN {printf "%-34s %.1f%% of a core\n", what, (a - b) / hz / 10 * 100}'
 }
-resting() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^rtx_orders_resting\{/ {n += $2} END {print n + 0}'; }
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 
-start
-market "market orders, before"
-out="$(wrk -t2 -c20 -d"${seconds}s" --latency -s scripts/load/resting_flood.lua "http://127.0.0.1:$port")"
-printf '%-28s %10s req/s, %s resting after\n' "resting flood" "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" "$(resting)"
-market "market orders, after"
-idle_cpu "idle after the flood"
-stop
+clean=17996; flooded=17997
+start "$clean"; start "$flooded"
+out="$(wrk -t2 -c20 -d20s -s scripts/load/resting_flood.lua "http://127.0.0.1:$flooded")"
+printf 'flood: %s requests/s for 20 s, %s orders resting after\n' "$(awk '/^Requests\/sec/ {print $2}' <<<"$out")" "$(resting "$flooded")"
+results="$(mktemp)"
+for _ in $(seq "$rounds"); do
+  for port in "$clean" "$flooded"; do
+    read -r rps p99 < <(market "$port")
+    name=$([ "$port" = "$clean" ] && echo clean || echo flooded)
+    printf '%-8s %10s req/s  p99 %s ms\n' "$name" "$rps" "$p99" | tee -a "$results"
+  done
+done
+for col in 2 5; do
+  c="$(awk -v k=$col '$1 == "clean" {print $k}' "$results" | median)"
+  f="$(awk -v k=$col '$1 == "flooded" {print $k}' "$results" | median)"
+  awk -v n="$([ $col = 2 ] && echo 'requests/s' || echo 'p99 ms')" -v c="$c" -v f="$f" 'BEGIN {printf "median %-10s clean %9.2f  flooded %9.2f  flooded/clean %.3f\n", n, c, f, f / c}'
+done
+rm -f "$results"
+idle_cpu "${pids[1]}" "idle after the flood"
 
-cfg="$(mktemp)"
+cfg="$(mktemp)"; dirs+=("$cfg")
 printf '[trading]\nmax_resting_orders_per_account = 1000000\n' > "$cfg"
-start RTX_CONFIG="$cfg"
-RTX_RESTING_LOTS=0.01 wrk -t2 -c20 -d60s -s scripts/load/resting_flood.lua "http://127.0.0.1:$port" >/dev/null &
+parked=17995
+start "$parked" RTX_CONFIG="$cfg"
+RTX_RESTING_LOTS=0.01 wrk -t2 -c20 -d60s -s scripts/load/resting_flood.lua "http://127.0.0.1:$parked" >/dev/null &
 wrk_pid=$!
-while [ "$(resting)" -lt $((thousands * 1000)) ] && kill -0 "$wrk_pid" 2>/dev/null; do sleep 0.5; done
+while [ "$(resting "$parked")" -lt $((thousands * 1000)) ] && kill -0 "$wrk_pid" 2>/dev/null; do sleep 0.5; done
 kill "$wrk_pid" 2>/dev/null || true; wait "$wrk_pid" 2>/dev/null || true
 sleep 1
-idle_cpu "idle, $(resting) resting"
-stop
-rm -f "$cfg"
+idle_cpu "${pids[2]}" "idle with $(resting "$parked") orders resting"
