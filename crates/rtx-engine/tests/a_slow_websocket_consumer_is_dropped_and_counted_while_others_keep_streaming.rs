@@ -24,13 +24,7 @@ quote_interval_ms = 5
 "#;
 
 async fn scrape_sum(engine: &Engine, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = reqwest::get(engine.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metric_sum(&text, name, labels)
+    metric_sum(&engine.scrape(), name, labels)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

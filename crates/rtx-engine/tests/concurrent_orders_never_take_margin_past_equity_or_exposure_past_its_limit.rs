@@ -161,12 +161,7 @@ async fn racing_orders_never_take_net_exposure_past_its_limit() {
         fills >= 20,
         "the limit, not something else, stopped the burst: {fills} fills"
     );
-    let text = reqwest::get(engine.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = engine.scrape();
     assert_eq!(
         metric_sum(
             &text,

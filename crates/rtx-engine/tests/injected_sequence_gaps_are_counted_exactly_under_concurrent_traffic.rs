@@ -34,12 +34,7 @@ heartbeat_interval_ms = 20
 "#;
 
 async fn gaps(engine: &Engine) -> [f64; 3] {
-    let text = reqwest::get(engine.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = engine.scrape();
     ["OANDA", "LMAX", "CURRENEX"]
         .map(|lp| metric_sum(&text, "rtx_lp_session_sequence_gaps_total", &[("lp", lp)]))
 }
