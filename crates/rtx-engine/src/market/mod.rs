@@ -6,7 +6,7 @@ pub mod lp;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use rtx_monitoring::catalogue::{LpErrorKind, LpId, SymbolId, TradingMetrics};
+use rtx_monitoring::catalogue::{LpErrorKind, LpId, Side, SymbolId, TradingMetrics};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -28,6 +28,15 @@ impl Quote {
     /// Mid price.
     pub fn mid(&self) -> f64 {
         (self.bid + self.ask) / 2.0
+    }
+
+    /// The price an order on `side` takes from this quote: the ask to buy, the bid to sell.
+    pub fn price_for(&self, side: Side) -> f64 {
+        if side == Side::Buy {
+            self.ask
+        } else {
+            self.bid
+        }
     }
 }
 

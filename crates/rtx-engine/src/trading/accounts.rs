@@ -8,6 +8,15 @@ use serde::Serialize;
 
 use crate::market::{Market, CONTRACT_SIZE};
 
+/// `lots` as a change of a netting position: positive to buy, negative to sell.
+pub fn signed_lots(side: Side, lots: f64) -> f64 {
+    if side == Side::Buy {
+        lots
+    } else {
+        -lots
+    }
+}
+
 /// One netting position: the signed volume and its average open price.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Position {
@@ -145,7 +154,7 @@ impl AccountState {
         price: f64,
         now: f64,
     ) -> f64 {
-        let signed = if side == Side::Buy { lots } else { -lots };
+        let signed = signed_lots(side, lots);
         let position = self.positions.entry(symbol).or_default();
         let mut realized_quote_ccy = 0.0;
         if position.lots == 0.0 || position.lots.signum() == signed.signum() {

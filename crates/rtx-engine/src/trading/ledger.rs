@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rtx_monitoring::catalogue::{RejectReason, Side, SymbolId};
 
-use super::accounts::{notional_usd, Account, AccountState, Accounts, Position};
+use super::accounts::{notional_usd, signed_lots, Account, AccountState, Accounts, Position};
 use super::router::{OrderRequest, RouterConfig};
 use crate::market::{Market, Quote, CONTRACT_SIZE};
 
@@ -26,10 +26,8 @@ const SLIPPAGE_ALLOWANCE_PIPS: f64 = 1.0;
 struct SymbolExposure {
     /// Signed lots of filled positions.
     net: f64,
-    /// Lots of buy orders in flight.
-    buying: f64,
-    /// Lots of sell orders in flight.
-    selling: f64,
+    /// Lots of orders in flight, `[buy, sell]`.
+    in_flight: [f64; 2],
 }
 
 /// What one order holds: margin on its account and, once it is about to execute, lots against
@@ -106,14 +104,6 @@ pub struct AppliedFill {
     pub seq: i64,
 }
 
-fn signed(side: Side, lots: f64) -> f64 {
-    if side == Side::Buy {
-        lots
-    } else {
-        -lots
-    }
-}
-
 /// Takes `amount` back from a held total. Sums of floats that were added and taken back in a
 /// different order leave residues like 4e-12; below a millionth (of a dollar or a lot) the
 /// total is nothing, so it reads as exactly nothing.
@@ -121,6 +111,17 @@ fn give_back(held: &mut f64, amount: f64) {
     *held -= amount;
     if *held < 1e-6 {
         *held = 0.0;
+    }
+}
+
+/// Gives back what `reservation` holds on its account: the margin, and the in-flight lots that
+/// other orders' margin checks count.
+fn release_on_account(state: &mut AccountState, claim: &Claim<'_>, reservation: Reservation) {
+    give_back(&mut state.reserved_margin, reservation.margin);
+    if reservation.lots > 0.0 {
+        if let Some(l) = state.in_flight_lots.get_mut(&claim.symbol) {
+            give_back(&mut l[side_index(claim.side)], reservation.lots);
+        }
     }
 }
 
@@ -186,7 +187,7 @@ impl Ledger {
             .in_flight_lots
             .get(&symbol)
             .map_or(0.0, |l| l[side_index(side)]);
-        let closable = if position * signed(side, 1.0) < 0.0 {
+        let closable = if position * signed_lots(side, 1.0) < 0.0 {
             (position.abs() - claimed).max(0.0)
         } else {
             0.0
@@ -232,8 +233,8 @@ impl Ledger {
         // The worst case on this order's side: every in-flight order on it fills, none of the
         // others does.
         let worst = match side {
-            Side::Buy => exposure.net + exposure.buying + lots,
-            Side::Sell => -(exposure.net - exposure.selling - lots),
+            Side::Buy => exposure.net + exposure.in_flight[0] + lots,
+            Side::Sell => -(exposure.net - exposure.in_flight[1] - lots),
         };
         if worst > 0.0 {
             let usd = notional_usd(market, symbol, worst, now);
@@ -248,11 +249,7 @@ impl Ledger {
             }
         }
         let mut state = account.lock();
-        let price = if side == Side::Buy {
-            quote.ask
-        } else {
-            quote.bid
-        };
+        let price = quote.price_for(side);
         let required =
             self.required_margin(market, &state, claim, price, quote.ask - quote.bid, now);
         let extra = (required - held).max(0.0);
@@ -271,10 +268,7 @@ impl Ledger {
         state.reserved_margin += extra;
         state.in_flight_lots.entry(symbol).or_default()[side_index(side)] += lots;
         drop(state);
-        match side {
-            Side::Buy => exposure.buying += lots,
-            Side::Sell => exposure.selling += lots,
-        }
+        exposure.in_flight[side_index(side)] += lots;
         Ok(Reservation {
             margin: held + extra,
             lots,
@@ -345,27 +339,14 @@ impl Ledger {
 
     /// Gives back everything `reservation` holds (the order failed or was rejected).
     pub fn release(&self, claim: &Claim<'_>, reservation: Reservation) {
-        let Claim {
-            account,
-            symbol,
-            side,
-            ..
-        } = *claim;
-        let mut state = account.lock();
-        give_back(&mut state.reserved_margin, reservation.margin);
-        if reservation.lots > 0.0 {
-            if let Some(l) = state.in_flight_lots.get_mut(&symbol) {
-                give_back(&mut l[side_index(side)], reservation.lots);
-            }
-        }
-        drop(state);
+        release_on_account(&mut claim.account.lock(), claim, reservation);
         if reservation.lots > 0.0 {
             let mut symbols = self.symbols();
-            let exposure = &mut symbols[symbol.index()];
-            match side {
-                Side::Buy => give_back(&mut exposure.buying, reservation.lots),
-                Side::Sell => give_back(&mut exposure.selling, reservation.lots),
-            }
+            let exposure = &mut symbols[claim.symbol.index()];
+            give_back(
+                &mut exposure.in_flight[side_index(claim.side)],
+                reservation.lots,
+            );
         }
     }
 
@@ -389,24 +370,16 @@ impl Ledger {
         } = *claim;
         let mut state = account.lock();
         let seq = fill_seq.fetch_add(1, Ordering::AcqRel) + 1;
-        give_back(&mut state.reserved_margin, reservation.margin);
-        if reservation.lots > 0.0 {
-            if let Some(l) = state.in_flight_lots.get_mut(&symbol) {
-                give_back(&mut l[side_index(side)], reservation.lots);
-            }
-        }
+        release_on_account(&mut state, claim, reservation);
         let before = (state.positions.get(&symbol).copied(), state.balance);
         let realized = state.apply_fill(market, symbol, side, lots, price, now);
         let after = (state.positions.get(&symbol).copied(), state.balance);
         drop(state);
-        let signed = signed(side, lots);
+        let signed = signed_lots(side, lots);
         let mut symbols = self.symbols();
         let exposure = &mut symbols[symbol.index()];
         exposure.net += signed;
-        match side {
-            Side::Buy => give_back(&mut exposure.buying, reservation.lots),
-            Side::Sell => give_back(&mut exposure.selling, reservation.lots),
-        }
+        give_back(&mut exposure.in_flight[side_index(side)], reservation.lots);
         AppliedFill {
             before,
             after,
@@ -541,7 +514,7 @@ mod tests {
                     }
                     Step::Fill(n) if !open.is_empty() => {
                         let (account, side, lots, r) = open.remove(n % open.len());
-                        let price = if side == Side::Buy { quote.ask } else { quote.bid };
+                        let price = quote.price_for(side);
                         let _ = ledger.fill(&market, &claim(&accounts[account], eurusd, side, lots), price, r, &AtomicI64::new(0), 2.0);
                     }
                     Step::Fail(n) if !open.is_empty() => {

@@ -172,15 +172,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The price an order takes from a quote: the ask to buy, the bid to sell.
-fn price_for(side: Side, quote: &Quote) -> f64 {
-    if side == Side::Buy {
-        quote.ask
-    } else {
-        quote.bid
-    }
-}
-
 impl Router {
     /// A router over restored state.
     #[allow(clippy::too_many_arguments)]
@@ -521,7 +512,7 @@ impl Router {
                     return (rejection, Some(held));
                 }
             };
-        let arrival_price = Some(price_for(req.side, &quote));
+        let arrival_price = Some(quote.price_for(req.side));
         let now = unix_now();
         let exec = match route {
             Route::BBook => {
@@ -534,7 +525,7 @@ impl Router {
                 Execution {
                     outcome: Outcome::Filled,
                     route,
-                    price: Some(price_for(req.side, &price)),
+                    price: Some(price.price_for(req.side)),
                     arrival_price,
                     lp: None,
                     reason: None,

@@ -40,11 +40,7 @@ impl Router {
             let Some((quote, _, _)) = self.market().best(symbol, now, f64::INFINITY) else {
                 continue;
             };
-            let price = if req.side == Side::Buy {
-                quote.ask
-            } else {
-                quote.bid
-            };
+            let price = quote.price_for(req.side);
             let exec = Execution {
                 outcome: Outcome::Filled,
                 route: Route::BBook,
