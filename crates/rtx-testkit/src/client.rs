@@ -66,6 +66,46 @@ pub async fn get_json_async(client: &reqwest::Client, url: &str) -> (u16, serde_
     (status, json(&text, url, status))
 }
 
+/// `POST path` with the admin `token` and an optional JSON body.
+///
+/// # Panics
+/// When the engine does not answer 200.
+fn admin_post(
+    client: &reqwest::blocking::Client,
+    engine: &Engine,
+    token: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) {
+    let url = engine.url(path);
+    let mut request = client.post(&url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert_eq!(response.status(), 200, "POST {url}");
+}
+
+/// [`admin_post`] for async tests.
+async fn admin_post_async(
+    client: &reqwest::Client,
+    engine: &Engine,
+    token: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) {
+    let url = engine.url(path);
+    let mut request = client.post(&url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert_eq!(response.status(), 200, "POST {url}");
+}
+
 /// `POST /admin/lps/{lp}/{action}` (`connect` or `disconnect`) with the admin `token`.
 ///
 /// # Panics
@@ -77,13 +117,13 @@ pub fn lp_admin(
     lp: &str,
     action: &str,
 ) {
-    let url = engine.url(&format!("/admin/lps/{lp}/{action}"));
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .send()
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
+    admin_post(
+        client,
+        engine,
+        token,
+        &format!("/admin/lps/{lp}/{action}"),
+        None,
+    );
 }
 
 /// [`lp_admin`] for async tests.
@@ -97,14 +137,8 @@ pub async fn lp_admin_async(
     lp: &str,
     action: &str,
 ) {
-    let url = engine.url(&format!("/admin/lps/{lp}/{action}"));
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
+    let path = format!("/admin/lps/{lp}/{action}");
+    admin_post_async(client, engine, token, &path, None).await;
 }
 
 /// `POST /admin/symbols/{symbol}/price`: moves every LP's simulated price of `symbol` to `mid`
@@ -119,14 +153,14 @@ pub fn move_price(
     symbol: &str,
     mid: f64,
 ) {
-    let url = engine.url(&format!("/admin/symbols/{symbol}/price"));
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "mid": mid }))
-        .send()
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
+    let path = format!("/admin/symbols/{symbol}/price");
+    admin_post(
+        client,
+        engine,
+        token,
+        &path,
+        Some(serde_json::json!({ "mid": mid })),
+    );
 }
 
 /// `POST /admin/lps/{lp}/sequence-gap`: the LP loses its next `messages` messages, with the
@@ -141,15 +175,9 @@ pub async fn inject_sequence_gap_async(
     lp: &str,
     messages: u64,
 ) {
-    let url = engine.url(&format!("/admin/lps/{lp}/sequence-gap"));
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "messages": messages }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert_eq!(response.status(), 200, "POST {url}");
+    let path = format!("/admin/lps/{lp}/sequence-gap");
+    let body = serde_json::json!({ "messages": messages });
+    admin_post_async(client, engine, token, &path, Some(body)).await;
 }
 
 /// Parses a response body that must be JSON, saying whose it was when it is not.
