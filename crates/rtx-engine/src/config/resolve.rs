@@ -583,14 +583,18 @@ mod tests {
         assert!(c.monitoring);
     }
 
-    #[test]
-    fn a_resting_cap_of_zero_is_refused_by_name() {
-        let path = file("[trading]\nmax_resting_orders_per_account = 0\n");
-        let err = Config::load(&Settings {
-            config: Some(path),
+    /// The error loading a file with `text` gives.
+    fn refused(text: &str) -> ConfigError {
+        Config::load(&Settings {
+            config: Some(file(text)),
             ..Default::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+    }
+
+    #[test]
+    fn a_resting_cap_of_zero_is_refused_by_name() {
+        let err = refused("[trading]\nmax_resting_orders_per_account = 0\n");
         let text = err.to_string();
         assert!(
             text.contains("trading.max_resting_orders_per_account"),
@@ -727,12 +731,7 @@ mod tests {
             text.contains("`lps`") && text.contains("`OANDA` is listed twice"),
             "{text}"
         );
-        let path = file("symbols = [\"EURUSD\", \"GBPUSD\", \"EURUSD\"]\n");
-        let err = Config::load(&Settings {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = refused("symbols = [\"EURUSD\", \"GBPUSD\", \"EURUSD\"]\n");
         let text = err.to_string();
         assert!(
             text.contains("`symbols`") && text.contains("`EURUSD` is listed twice"),
@@ -754,19 +753,9 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("`listen_addr`"), "{err}");
-        let path = file("[metrics]\naccount_capp = 3\n");
-        let err = Config::load(&Settings {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = refused("[metrics]\naccount_capp = 3\n");
         assert!(err.to_string().contains("account_capp"), "{err}");
-        let path = file("[metrics]\nroute_cap = 0\n#.\n");
-        let err = Config::load(&Settings {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let err = refused("[metrics]\nroute_cap = 0\n#.\n");
         assert!(err.to_string().contains("metrics.route_cap"), "{err}");
     }
 }
