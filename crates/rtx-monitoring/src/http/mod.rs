@@ -264,8 +264,10 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// Axum middleware recording `rtx_http_requests_total`, `rtx_http_request_duration_seconds` and
 /// `rtx_http_requests_in_flight`, labelled by the route template (`/api/orders/{id}`), never the
-/// raw path. Install it with `Router::route_layer` so the matched route is known, and on the
-/// fallback as well, where requests count under `route="unmatched"`:
+/// raw path. Each request runs in an HTTP server span, the child of the caller's span when the
+/// request carries a valid W3C trace context (see [`crate::trace::extract`]). Install it with
+/// `Router::route_layer` so the matched route is known, and on the fallback as well, where
+/// requests count under `route="unmatched"`:
 ///
 /// ```
 /// # use axum::{Router, routing::get, middleware::from_fn_with_state};
@@ -287,23 +289,21 @@ pub async fn track_requests(
         Some(path) => path.as_str().to_owned().into(),
         None => UNMATCHED_ROUTE.into(),
     };
-    // The HTTP server span (OpenTelemetry HTTP conventions). A `traceparent` from the caller
-    // makes it a child of the caller's span; a malformed one starts a new trace, never an error.
-    let traceparent = request
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let span = tracing::info_span!(
-        "HTTP",
-        otel.kind = "server",
-        otel.name = %format_args!("{} {}", method.as_str(), route),
-        traceparent,
-        http.request.method = method.as_str(),
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
+    // The HTTP server span (OpenTelemetry HTTP conventions). The caller's trace context makes
+    // it a child of the caller's span and gives its trace the caller's tracestate; a missing,
+    // repeated or malformed traceparent starts a new trace, never an error.
+    let remote = crate::trace::extract(request.headers());
+    let span = crate::trace::with_remote_parent(remote, || {
+        tracing::info_span!(
+            "HTTP",
+            otel.kind = "server",
+            otel.name = %format_args!("{} {}", method.as_str(), route),
+            http.request.method = method.as_str(),
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        )
+    });
     let _in_flight = api.in_flight();
     let start = Instant::now();
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
-    span, status, ResourceSpans, ScopeSpans, Span, Status,
+    span, status, ResourceSpans, ScopeSpans, Span, SpanFlags, Status,
 };
 use prost::Message;
 
@@ -115,11 +115,19 @@ fn to_proto(s: FinishedSpan) -> Span {
             code: status::StatusCode::Unset as i32,
         },
     };
+    // Low byte: the W3C trace flags. Bit 8 says whether the parent is remote is known (always,
+    // here); bit 9 that it is: the parent came from a caller's traceparent.
+    let remote = if s.parent_is_remote {
+        SpanFlags::ContextIsRemoteMask as u32
+    } else {
+        0
+    };
     Span {
         trace_id: s.trace_id.to_vec(),
         span_id: s.span_id.to_vec(),
+        trace_state: s.trace_state.map(|t| t.to_string()).unwrap_or_default(),
         parent_span_id: s.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
-        flags: u32::from(s.flags) | 0x100, // low byte: W3C flags; bit 8: "has remote/local info" known
+        flags: u32::from(s.flags) | SpanFlags::ContextHasIsRemoteMask as u32 | remote,
         name: s.name.into_owned(),
         kind: kind as i32,
         start_time_unix_nano: s.start_unix_nanos,
@@ -283,7 +291,9 @@ mod tests {
             trace_id: [1; 16],
             span_id: [2; 8],
             parent_span_id: Some([3; 8]),
+            parent_is_remote: false,
             flags: 1,
+            trace_state: None,
             name: name.to_owned().into(),
             kind: SpanKind::Server,
             start_unix_nanos: 1,
@@ -317,7 +327,13 @@ mod tests {
             Counter::noop(),
             Counter::noop(),
         );
-        let bytes = exporter.encode(vec![span("HTTP POST /api/orders")]);
+        let server = FinishedSpan {
+            parent_is_remote: true,
+            trace_state: crate::trace::TraceState::parse("congo=t61rcWkgMzE").map(Arc::new),
+            flags: 3,
+            ..span("HTTP POST /api/orders")
+        };
+        let bytes = exporter.encode(vec![server, span("order.execute")]);
         let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
         let rs = &decoded.resource_spans[0];
         let service = rs
@@ -340,5 +356,13 @@ mod tests {
             s.status.as_ref().unwrap().code,
             status::StatusCode::Error as i32
         );
+        assert_eq!(
+            s.flags, 0x303,
+            "W3C flags 03, the parent's locality known (0x100) and remote (0x200)"
+        );
+        assert_eq!(s.trace_state, "congo=t61rcWkgMzE");
+        let local = &rs.scope_spans[0].spans[1];
+        assert_eq!(local.flags, 0x101, "known, and not remote");
+        assert_eq!(local.trace_state, "");
     }
 }

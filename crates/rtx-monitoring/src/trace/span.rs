@@ -1,5 +1,6 @@
 //! The span layer: gives every `tracing` span a W3C trace and span id (inheriting them from its
-//! parent span, or from a `traceparent` field on a root span), decides sampling once per trace
+//! parent span, or from a remote caller's context: see [`with_remote_parent`], or a
+//! `traceparent` field on a root span), decides sampling once per trace
 //! (ParentBased(TraceIdRatio)), records attributes, events and status, and hands each sampled
 //! span to the exporter when it closes.
 
@@ -14,7 +15,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use super::context::{take_remote_parent, TraceContext};
 use super::propagation::{TraceParent, FLAG_RANDOM, FLAG_SAMPLED};
+use super::tracestate::TraceState;
 use crate::metrics::TraceIds;
 
 /// What kind of span, as OpenTelemetry has it (set with the `otel.kind` field).
@@ -50,8 +53,14 @@ pub struct FinishedSpan {
     pub span_id: [u8; 8],
     /// Parent span id (absent for a root).
     pub parent_span_id: Option<[u8; 8]>,
+    /// True when the parent is in another process (a caller's `traceparent`), which OTLP
+    /// marks in the span's flags.
+    pub parent_is_remote: bool,
     /// W3C flags (sampled, random).
     pub flags: u8,
+    /// The trace's `tracestate`, as received from the caller (shared, not copied, by every
+    /// span of the request).
+    pub trace_state: Option<Arc<TraceState>>,
     /// Name (`otel.name` when given, else the span's name).
     pub name: std::borrow::Cow<'static, str>,
     /// Kind.
@@ -76,9 +85,11 @@ pub trait SpanSink: Send + Sync + 'static {
 }
 
 /// Per-span state kept in the span's extensions; `span` only for sampled spans.
-struct SpanState {
-    ids: TraceIds,
-    flags: u8,
+pub(super) struct SpanState {
+    pub(super) ids: TraceIds,
+    pub(super) flags: u8,
+    /// Passed on to every outgoing call made inside the span and its children.
+    pub(super) trace_state: Option<Arc<TraceState>>,
     span: Option<FinishedSpan>,
 }
 
@@ -246,20 +257,45 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let local_parent = span.parent().and_then(|p| {
-            p.extensions()
-                .get::<SpanState>()
-                .map(|s| (s.ids.trace_id, s.ids.span_id, s.flags, s.sampled()))
-        });
-        let (trace_id, parent_span_id, flags) = match local_parent {
-            Some((t, p, f, _)) => (t, Some(p), f),
+        // A remote context handed over for this span wins over the local parent: a server span
+        // belongs to its caller's trace whatever span was current when it opened.
+        let remote = take_remote_parent();
+        let local_parent = remote
+            .is_none()
+            .then(|| span.parent())
+            .flatten()
+            .and_then(|p| {
+                p.extensions().get::<SpanState>().map(|s| {
+                    (
+                        s.ids.trace_id,
+                        s.ids.span_id,
+                        s.flags,
+                        s.trace_state.clone(),
+                    )
+                })
+            });
+        let (trace_id, parent_span_id, flags, trace_state, parent_is_remote) = match local_parent {
+            Some((t, p, f, state)) => (t, Some(p), f, state, false),
             None => {
-                // Only a root span looks for a remote parent. A malformed traceparent is never
-                // an error: the span starts a new trace.
-                let mut finder = TraceparentFinder(None);
-                attrs.record(&mut finder);
-                match finder.0.as_deref().and_then(TraceParent::parse) {
-                    Some(r) => (r.trace_id, Some(r.parent_id), r.flags),
+                // Only a root span looks for a traceparent field. A malformed one is never an
+                // error: the span starts a new trace.
+                let remote = remote.flatten().or_else(|| {
+                    let mut finder = TraceparentFinder(None);
+                    attrs.record(&mut finder);
+                    finder
+                        .0
+                        .as_deref()
+                        .and_then(TraceParent::parse)
+                        .map(TraceContext::from)
+                });
+                match remote {
+                    Some(TraceContext {
+                        traceparent: r,
+                        tracestate,
+                    }) => {
+                        let state = (!tracestate.is_empty()).then(|| Arc::new(tracestate));
+                        (r.trace_id, Some(r.parent_id), r.flags, state, true)
+                    }
                     None => {
                         let trace_id = random_nonzero::<16>();
                         let sampled = if self.sample_root(&trace_id) {
@@ -267,7 +303,7 @@ where
                         } else {
                             0
                         };
-                        (trace_id, None, FLAG_RANDOM | sampled)
+                        (trace_id, None, FLAG_RANDOM | sampled, None, false)
                     }
                 }
             }
@@ -291,7 +327,9 @@ where
                 trace_id,
                 span_id: ids.span_id,
                 parent_span_id,
+                parent_is_remote,
                 flags,
+                trace_state: trace_state.clone(),
                 name: fields.name.take().map_or(
                     std::borrow::Cow::Borrowed(span.name()),
                     std::borrow::Cow::Owned,
@@ -310,6 +348,7 @@ where
         extensions.insert(SpanState {
             ids,
             flags,
+            trace_state,
             span: finished,
         });
     }
@@ -388,14 +427,21 @@ pub(crate) fn ids_in(
 }
 
 fn with_current_state<T>(f: impl FnOnce(&SpanState) -> Option<T>) -> Option<T> {
-    tracing::Span::current()
-        .with_subscriber(|(id, dispatch)| {
-            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-            let span = registry.span(id)?;
-            let extensions = span.extensions();
-            f(extensions.get::<SpanState>()?)
-        })
-        .flatten()
+    with_state(&tracing::Span::current(), f)
+}
+
+/// Runs `f` on `span`'s state, when the registry and this layer know the span.
+pub(super) fn with_state<T>(
+    span: &tracing::Span,
+    f: impl FnOnce(&SpanState) -> Option<T>,
+) -> Option<T> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        let extensions = span.extensions();
+        f(extensions.get::<SpanState>()?)
+    })
+    .flatten()
 }
 
 /// The ids of the current span when it is sampled: what histograms attach as exemplars.
@@ -403,18 +449,10 @@ pub fn current_sampled_ids() -> Option<TraceIds> {
     with_current_state(|state| state.sampled().then_some(state.ids))
 }
 
-/// The `traceparent` of the current span, to put on an outgoing call.
+/// The `traceparent` of the current span, to put on an outgoing call. Use
+/// [`TraceContext::of`] or [`inject`](super::inject) to send the `tracestate` with it.
 pub fn current_traceparent() -> Option<String> {
-    with_current_state(|state| {
-        Some(
-            TraceParent {
-                trace_id: state.ids.trace_id,
-                parent_id: state.ids.span_id,
-                flags: state.flags,
-            }
-            .to_string(),
-        )
-    })
+    TraceContext::current().map(|c| c.traceparent.to_string())
 }
 
 #[cfg(test)]
