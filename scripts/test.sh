@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests talk to (promtool, Prometheus,
 # Alertmanager, the Python Prometheus client's parsers, PostgreSQL) from Debian's packages when missing,
+# and the rotel OpenTelemetry collector from PyPI into a virtual environment under target/,
 # and stops with an error when it cannot: no test is ever skipped for want of a tool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}" >&2
@@ -26,6 +28,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The collector the trace test exports through. The version is pinned: the test drives its
+# command line, which changes between releases.
+rotel_version=0.0.1a15
+rotel_venv=target/rotel-venv
+# The agent binary inside the installed package, when it is the pinned version.
+rotel_binary() {
+  "$rotel_venv/bin/python" - "$rotel_version" <<'PY' 2>/dev/null
+import importlib.metadata, os, sys
+import rotel
+if importlib.metadata.version("rotel") == sys.argv[1]:
+    print(os.path.join(os.path.dirname(os.path.abspath(rotel.__file__)), "rotel-agent"))
+PY
+}
+if ! [ -x "$(rotel_binary)" ]; then
+  echo "scripts/test.sh: installing rotel $rotel_version into $rotel_venv" >&2
+  rm -rf "$rotel_venv"
+  if ! { /usr/bin/python3 -m venv "$rotel_venv" && "$rotel_venv/bin/pip" install -q "rotel==$rotel_version"; } || ! [ -x "$(rotel_binary)" ]; then
+    echo "scripts/test.sh: ERROR: could not install rotel $rotel_version from PyPI; the trace test needs it" >&2
+    exit 1
+  fi
+fi
+
+export RTX_ROTEL="${RTX_ROTEL:-$(rotel_binary)}"
 export RTX_PROMTOOL="${RTX_PROMTOOL:-$(command -v promtool)}"
 export RTX_PYTHON="${RTX_PYTHON:-/usr/bin/python3}"
 export RTX_ALERTMANAGER="${RTX_ALERTMANAGER:-/usr/bin/prometheus-alertmanager}"

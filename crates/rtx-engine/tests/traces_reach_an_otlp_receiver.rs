@@ -1,9 +1,11 @@
 //! Spans reach an OTLP/HTTP receiver that decodes them with the official OpenTelemetry protobuf
-//! definitions: `POST /api/orders` with a `traceparent` yields the server span as a child of the
-//! caller's span, `order.execute` below it and `db.query`/`lp.request` below that, all in the
-//! caller's trace; exemplars in an OpenMetrics scrape name traces the receiver got; a malformed
-//! `traceparent` never fails a request; an unreachable collector leaves orders fast and counts
-//! the dropped spans.
+//! definitions: `POST /api/orders` with a `traceparent` and a `tracestate` yields the server
+//! span as a child of the caller's span (marked remote), `order.execute` below it and
+//! `db.query`/`lp.request` below that, all in the caller's trace and carrying its tracestate; the
+//! LP request's trace context names the LP span itself. The same trace comes out whole from a
+//! real OpenTelemetry collector (rotel) that the engine exports to. Exemplars in an OpenMetrics
+//! scrape name traces the receiver got; a malformed `traceparent` never fails a request; an
+//! unreachable collector leaves orders fast and counts the dropped spans.
 
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,24 +16,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span, SpanFlags};
 use prost::Message;
 use rtx_testkit::{
     blocking_client, free_port, loopback_listener, market_order, metric_sum, post_order, wait_for,
-    wait_for_fill, wait_until, Engine,
+    wait_for_fill, wait_until, Engine, Rotel,
 };
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+const HAS_IS_REMOTE: u32 = SpanFlags::ContextHasIsRemoteMask as u32;
+const IS_REMOTE: u32 = SpanFlags::ContextIsRemoteMask as u32;
 
 /// An order slower than this waited on the exporter. The slow collector answers after 3 s, so
 /// an order held by an export shows as seconds; a loaded 2-core machine alone stretches an order
 /// to a few hundred milliseconds now and then, which a tighter bound would take for a defect.
 const SLOW_ORDER: Duration = Duration::from_secs(2);
 
-/// A minimal OTLP/HTTP receiver on a real socket: HTTP/1.1 with keep-alive, bodies decoded as
-/// `ExportTraceServiceRequest`.
+/// A minimal OTLP/HTTP receiver on a real socket: HTTP/1.1 with keep-alive, bodies (gzip or
+/// not, as OTLP/HTTP allows) decoded as `ExportTraceServiceRequest`.
 fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
     let listener = loopback_listener();
     let addr = listener.local_addr().unwrap();
@@ -50,6 +55,7 @@ fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
                         return;
                     }
                     let mut length = 0usize;
+                    let mut gzip = false;
                     loop {
                         let mut header = String::new();
                         if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -58,14 +64,24 @@ fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
                         if header == "\r\n" {
                             break;
                         }
-                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
+                        let header = header.to_ascii_lowercase();
+                        if let Some(v) = header.strip_prefix("content-length:") {
                             length = v.trim().parse().unwrap_or(0);
+                        }
+                        if let Some(v) = header.strip_prefix("content-encoding:") {
+                            gzip = v.trim() == "gzip";
                         }
                     }
                     let mut body = vec![0u8; length];
                     if reader.read_exact(&mut body).is_err() {
                         return;
+                    }
+                    if gzip {
+                        let mut plain = Vec::new();
+                        flate2::read::GzDecoder::new(body.as_slice())
+                            .read_to_end(&mut plain)
+                            .expect("a gzip body");
+                        body = plain;
                     }
                     assert!(
                         line.starts_with("POST /v1/traces "),
@@ -97,7 +113,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An order with a `traceparent` header; it must be answered 201.
+/// An order with a `traceparent` header and the [`TRACESTATE`]; it must be answered 201.
 fn traced_order(
     http: &reqwest::blocking::Client,
     engine: &Engine,
@@ -107,6 +123,7 @@ fn traced_order(
     let response = http
         .post(engine.url("/api/orders"))
         .header("traceparent", traceparent)
+        .header("tracestate", TRACESTATE)
         .body(market_order(account, "EURUSD", "buy", 0.01))
         .send()
         .unwrap();
@@ -118,6 +135,116 @@ fn traced_order(
 fn order(http: &reqwest::blocking::Client, engine: &Engine, account: &str) {
     let (status, body) = post_order(http, engine, &market_order(account, "EURUSD", "buy", 0.01));
     assert_eq!(status, 201, "{body}");
+}
+
+/// The spans of `trace` that the receiver holds: the server span, `order.execute`, `db.query`
+/// and `lp.request`, once all four are in.
+fn order_spans(
+    spans: &Mutex<Vec<Span>>,
+    trace: &str,
+    collector_log: &dyn Fn() -> String,
+) -> (Span, Span, Span, Span) {
+    wait_for(
+        Duration::from_secs(20),
+        &format!("the spans of trace {trace}"),
+        || {
+            let ours: Vec<Span> = spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| hex(&s.trace_id) == trace)
+                .cloned()
+                .collect();
+            let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
+            match (
+                find("POST /api/orders"),
+                find("order.execute"),
+                find("db.query"),
+                find("lp.request"),
+            ) {
+                (Some(a), Some(b), Some(c), Some(d)) => Ok((a, b, c, d)),
+                _ => Err(format!(
+                    "received {:?}{}",
+                    ours.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                    collector_log()
+                )),
+            }
+        },
+    )
+}
+
+fn attr(s: &Span, key: &str) -> Option<String> {
+    s.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.clone())
+        .map(|v| format!("{:?}", v.value.unwrap()))
+}
+
+/// The tree of an order traced by a caller (`trace`, `caller_span`, flags 01, [`TRACESTATE`]):
+/// parentage, kinds, the remote-parent bits, the tracestate on every span, and the LP
+/// request's outgoing context naming the LP span itself.
+fn check_order_trace(
+    spans: &Mutex<Vec<Span>>,
+    trace: &str,
+    caller_span: &str,
+    order: &serde_json::Value,
+    collector_log: &dyn Fn() -> String,
+) {
+    let (server, execute, db, lp) = order_spans(spans, trace, collector_log);
+    assert_eq!(
+        hex(&server.parent_span_id),
+        caller_span,
+        "the server span is the caller's child"
+    );
+    assert_eq!(server.kind, SpanKind::Server as i32);
+    assert_eq!(
+        server.flags,
+        0x01 | HAS_IS_REMOTE | IS_REMOTE,
+        "sampled, and the parent known to be remote"
+    );
+    assert!(attr(&server, "http.route").unwrap().contains("/api/orders"));
+    assert!(attr(&server, "http.response.status_code")
+        .unwrap()
+        .contains("201"));
+    assert_eq!(
+        execute.parent_span_id, server.span_id,
+        "order.execute under the server span"
+    );
+    assert!(attr(&execute, "order.id")
+        .unwrap()
+        .contains(order["id"].as_str().unwrap()));
+    assert_eq!(
+        db.parent_span_id, execute.span_id,
+        "db.query under order.execute"
+    );
+    assert_eq!(db.kind, SpanKind::Client as i32);
+    assert!(attr(&db, "db.system").unwrap().contains("sqlite"));
+    assert_eq!(
+        lp.parent_span_id, execute.span_id,
+        "lp.request under order.execute"
+    );
+    assert_eq!(lp.kind, SpanKind::Client as i32);
+    for local in [&execute, &db, &lp] {
+        assert_eq!(
+            local.flags,
+            0x01 | HAS_IS_REMOTE,
+            "{}: a local parent, known to be local",
+            local.name
+        );
+    }
+    for span in [&server, &execute, &db, &lp] {
+        assert_eq!(span.trace_state, TRACESTATE, "{}", span.name);
+    }
+    // What the LP request sends: the caller's trace, the LP span's own id, the tracestate.
+    assert_eq!(
+        attr(&lp, "lp.traceparent").unwrap(),
+        format!("StringValue(\"00-{trace}-{}-01\")", hex(&lp.span_id)),
+    );
+    assert_eq!(
+        attr(&lp, "lp.tracestate").unwrap(),
+        format!("StringValue(\"{TRACESTATE}\")")
+    );
 }
 
 #[test]
@@ -146,69 +273,7 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
     // A malformed header starts a new trace and never fails the request.
     traced_order(&http, &engine, "demo-5", "00-NOT-A-TRACEPARENT-01");
 
-    let (server, execute, db, lp) = wait_for(
-        Duration::from_secs(15),
-        &format!("the spans of trace {TRACE}"),
-        || {
-            let all = spans.lock().unwrap().clone();
-            let ours: Vec<Span> = all
-                .into_iter()
-                .filter(|s| hex(&s.trace_id) == TRACE)
-                .collect();
-            let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
-            match (
-                find("POST /api/orders"),
-                find("order.execute"),
-                find("db.query"),
-                find("lp.request"),
-            ) {
-                (Some(a), Some(b), Some(c), Some(d)) => Ok((a, b, c, d)),
-                _ => Err(format!(
-                    "received {:?}",
-                    ours.iter().map(|s| &s.name).collect::<Vec<_>>()
-                )),
-            }
-        },
-    );
-    assert_eq!(
-        hex(&server.parent_span_id),
-        CALLER_SPAN,
-        "the server span is the caller's child"
-    );
-    assert_eq!(server.kind, SpanKind::Server as i32);
-    let attr = |s: &Span, key: &str| {
-        s.attributes
-            .iter()
-            .find(|a| a.key == key)
-            .and_then(|a| a.value.clone())
-            .map(|v| format!("{:?}", v.value.unwrap()))
-    };
-    assert!(attr(&server, "http.route").unwrap().contains("/api/orders"));
-    assert!(attr(&server, "http.response.status_code")
-        .unwrap()
-        .contains("201"));
-    assert_eq!(
-        execute.parent_span_id, server.span_id,
-        "order.execute under the server span"
-    );
-    assert!(attr(&execute, "order.id")
-        .unwrap()
-        .contains(order["id"].as_str().unwrap()));
-    assert_eq!(
-        db.parent_span_id, execute.span_id,
-        "db.query under order.execute"
-    );
-    assert_eq!(db.kind, SpanKind::Client as i32);
-    assert!(attr(&db, "db.system").unwrap().contains("sqlite"));
-    assert_eq!(
-        lp.parent_span_id, execute.span_id,
-        "lp.request under order.execute"
-    );
-    assert!(
-        attr(&lp, "lp.traceparent").unwrap().contains(TRACE),
-        "the LP request carries the trace"
-    );
-
+    check_order_trace(&spans, TRACE, CALLER_SPAN, &order, &String::new);
     // Exemplars in an OpenMetrics scrape name traces the receiver got.
     let om = http
         .get(engine.url("/metrics"))
@@ -258,6 +323,27 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
         "rtx_spans_exported_total >= 4",
         || metric_sum(&engine.scrape(), "rtx_spans_exported_total", &[]) >= 4.0,
     );
+}
+
+#[test]
+fn an_order_trace_comes_out_of_a_real_collector_whole() {
+    let (receiver, spans) = receiver();
+    let collector = Rotel::start(receiver);
+    let engine = Engine::start(
+        ENGINE,
+        &[
+            ("RTX_OTLP_ENDPOINT", &collector.endpoint),
+            ("RTX_SIM_ORDER_RATE", "0"),
+        ],
+    );
+    let http = blocking_client();
+    wait_for_fill(&http, &engine, "demo-1");
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let caller = "b7ad6b7169203331";
+    let order = traced_order(&http, &engine, "demo-1", &format!("00-{trace}-{caller}-01"));
+    check_order_trace(&spans, trace, caller, &order, &|| {
+        format!("; the collector logged:\n{}", collector.log())
+    });
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Test support shared by the integration tests: start the engine and the real servers it talks
-//! to (PostgreSQL, Alertmanager, Prometheus) on free loopback ports, find the external tools the
-//! test command installs, read expositions back, talk to the engine's API, and wait for
-//! conditions instead of sleeping. A missing tool fails loudly: a test that skips for want of
-//! one hides a defect.
+//! to (PostgreSQL, Alertmanager, Prometheus, an OpenTelemetry collector) on free loopback
+//! ports, find the external tools the test command installs, read expositions back, talk to
+//! the engine's API, and wait for conditions instead of sleeping. A missing tool fails loudly:
+//! a test that skips for want of one hides a defect.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -27,6 +27,7 @@ mod ports;
 mod postgres;
 mod probes;
 mod prometheus;
+mod rotel;
 mod tools;
 mod wait;
 
@@ -45,5 +46,6 @@ pub use probes::{
     wait_for_ready_status, wait_for_ready_status_async, wait_for_ready_verdict_async,
 };
 pub use prometheus::Prometheus;
+pub use rotel::Rotel;
 pub use tools::{promtool_check_metrics, python_parse, run_with_input, tool};
 pub use wait::{wait_for, wait_for_async, wait_until, wait_until_async, Poll, DEFAULT_INTERVAL};

@@ -559,11 +559,16 @@ impl Router {
             lp.operation = "order",
             lp.protocol = "FIX",
             lp.traceparent = tracing::field::Empty,
+            lp.tracestate = tracing::field::Empty,
         );
-        // The simulated session has no wire to carry it on; recording the header it would
-        // send shows what a real session puts on its order message.
-        if let Some(tp) = lp_span.in_scope(rtx_monitoring::trace::current_traceparent) {
-            lp_span.record("lp.traceparent", tp.as_str());
+        // The simulated session has no wire to carry them on; recording the headers it would
+        // send (this client span's own id as the parent, the caller's tracestate) shows what a
+        // real session puts on its order message.
+        if let Some(context) = rtx_monitoring::trace::TraceContext::of(&lp_span) {
+            lp_span.record("lp.traceparent", context.traceparent.to_string().as_str());
+            if !context.tracestate.is_empty() {
+                lp_span.record("lp.tracestate", context.tracestate.to_string().as_str());
+            }
         }
         let answer =
             tracing::Instrument::instrument(lp.execute(req.symbol, req.side == Side::Buy), lp_span)
