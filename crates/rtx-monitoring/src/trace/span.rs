@@ -1,8 +1,8 @@
 //! The span layer: gives every `tracing` span a W3C trace and span id (inheriting them from its
-//! parent span, or from a remote caller's context: see [`with_remote_parent`], or a
-//! `traceparent` field on a root span), decides sampling once per trace
-//! (ParentBased(TraceIdRatio)), records attributes, events and status, and hands each sampled
-//! span to the exporter when it closes.
+//! parent span, from a caller's context handed over by
+//! [`with_remote_parent`](super::with_remote_parent), or from a `traceparent` field on a root
+//! span), decides sampling once per trace (ParentBased(TraceIdRatio)), records attributes,
+//! events and status, and hands each sampled span to the exporter when it closes.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
