@@ -51,7 +51,6 @@ async fn forward(
     StatusCode::OK
 }
 
-#[allow(dead_code)] // The tests include this file for `router` alone.
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     use rtx_monitoring::catalogue::{CatalogueConfig, TradingMetrics};

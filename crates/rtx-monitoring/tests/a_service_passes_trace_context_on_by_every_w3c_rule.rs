@@ -12,6 +12,8 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The example service itself, so that what the harness passes is what users read; its `main`
+// goes unused here.
 #[allow(dead_code)]
 #[path = "../examples/trace_context_service.rs"]
 mod service;
