@@ -2,6 +2,7 @@
 
 mod api;
 mod config;
+mod listener;
 mod market;
 mod server;
 mod sim;

@@ -446,31 +446,60 @@ async fn run(
 
     let endpoint = MetricsEndpoint::new(registry)
         .with_bearer_token(config.metrics_token.as_ref().map(Secret::expose));
-    let probes = HealthEndpoint::new(health.clone(), &config.service_name).router();
+    let monitoring_routes = || {
+        endpoint
+            .clone()
+            .router()
+            .merge(HealthEndpoint::new(health.clone(), &config.service_name).router())
+            .merge(rtx_monitoring::http::alerts_router(evaluator.clone()))
+    };
+    let api_metrics = metrics.api.clone();
+    let management_app = crate::api::management_app(&metrics, monitoring_routes());
     let app = crate::api::app(
         Arc::clone(&router),
         metrics,
-        endpoint
-            .router()
-            .merge(probes)
-            .merge(rtx_monitoring::http::alerts_router(evaluator)),
+        monitoring_routes(),
         config.admin_token.as_ref().map(Secret::expose),
+        crate::api::ApiLimits {
+            body_timeout: config.http.request_timeout,
+            max_websocket_clients: config.http.max_websocket_clients,
+        },
     );
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen_addr,
-            source,
-        })?;
+    let (main_limits, management_limits) = listener_limits(&config);
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let listener = bind(config.listen_addr).await?;
+    let management = match config.management_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let local = listener.local_addr()?;
-    tracing::info!(listen_addr = %local, "{} {} listening", config.service_name, config.service_version);
+    tracing::info!(listen_addr = %local, max_connections = main_limits.max_connections, "{} {} listening", config.service_name, config.service_version);
+    let (stop_listening, listening) = watch::channel(false);
+    let management_task = match management {
+        Some(management) => {
+            tracing::info!(management_addr = %management.local_addr()?, max_connections = management_limits.max_connections, "serving /metrics, /health, /ready and /alerts on the management listener");
+            Some(tokio::spawn(crate::listener::serve(
+                "management",
+                management,
+                management_app,
+                management_limits,
+                api_metrics.clone(),
+                listening.clone(),
+            )))
+        }
+        None => None,
+    };
     // Start-up is done: the database is migrated and state restored. Readiness now follows the
     // checks, which still hold it at 503 until an LP is connected.
     health.set_ready();
     let drain = std::time::Duration::from_millis(config.shutdown.drain_delay_ms);
     let deadline = std::time::Duration::from_millis(config.shutdown.timeout_ms);
     let draining = health.clone();
-    let shutdown = async move {
+    tokio::spawn(async move {
         shutdown_signal().await;
         draining.set_draining();
         tracing::info!(
@@ -486,13 +515,14 @@ async fn run(
             std::process::exit(1);
         });
         tokio::time::sleep(drain).await;
-    };
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+        let _ = stop_listening.send(true);
+    });
+    crate::listener::serve("main", listener, app, main_limits, api_metrics, listening).await?;
+    if let Some(task) = management_task {
+        if let Ok(Err(e)) = task.await {
+            tracing::error!(error = %e, "the management listener failed");
+        }
+    }
     // No new requests arrive now; let orders already inside the router finish and be stored.
     router.drain().await;
     let _ = stop.send(true);
@@ -505,6 +535,44 @@ async fn run(
     store.close().await;
     tracing::info!("{} stopped cleanly", config.service_name);
     Ok(())
+}
+
+/// The listeners' limits from the configuration, with the connection caps lowered to fit the
+/// process's descriptor limit: a cap the process cannot reach protects nothing, since `accept`
+/// would fail first (and the database and log files would fail with it).
+fn listener_limits(
+    config: &Config,
+) -> (
+    crate::listener::ListenerLimits,
+    crate::listener::ListenerLimits,
+) {
+    let http = &config.http;
+    let management_max = if config.management_addr.is_some() {
+        http.management_max_connections
+    } else {
+        0
+    };
+    let mut max_connections = http.max_connections;
+    if let Some(limit) = crate::listener::descriptor_limit() {
+        let room = limit
+            .saturating_sub(crate::listener::RESERVED_DESCRIPTORS + management_max)
+            .max(1);
+        if room < max_connections {
+            tracing::warn!(
+                configured = max_connections,
+                open_file_limit = limit,
+                max_connections = room,
+                "http.max_connections is above what the open-file limit allows; lowered (raise the limit with ulimit -n or the container's settings)"
+            );
+            max_connections = room;
+        }
+    }
+    let limits = |max_connections| crate::listener::ListenerLimits {
+        header_read_timeout: http.header_read_timeout,
+        idle_timeout: http.idle_timeout,
+        max_connections,
+    };
+    (limits(max_connections), limits(management_max.max(1)))
 }
 
 /// The runtime collector (the seed's `runtime.go`): reads process and tokio figures into their

@@ -24,6 +24,8 @@ const ZERO_WHEN_HEALTHY: &[&str] = &[
     "rtx_log_events_dropped_total",
     "rtx_orders_in_flight",
     "rtx_websocket_messages_dropped_total",
+    // No client in this run is slow, idle or past a limit.
+    "rtx_http_connections_closed_total",
     "rtx_accounts_in_margin_call",
     "rtx_stopouts_total",
     "rtx_runtime_global_queue_depth",

@@ -113,6 +113,14 @@ pub fn default_rows() -> Vec<Row> {
                 ts("Live async tasks", "short", vec![(format!("sum by (instance) (rtx_runtime_tasks_alive{{{SEL}}})"), "{{instance}}")]),
                 ts("API request rate", "reqps", vec![(format!("sum by (route) ({})", rate("rtx_http_requests_total", "")), "{{route}}")]),
                 ts("CPU", "percentunit", vec![(format!("sum by (instance) ({})", rate("process_cpu_seconds_total", "")), "{{instance}}")]),
+                ts(
+                    "HTTP connections",
+                    "short",
+                    vec![
+                        (format!("sum by (instance) (rtx_http_connections_active{{{SEL}}})"), "open {{instance}}"),
+                        (format!("sum by (reason) ({}) * 60", rate("rtx_http_connections_closed_total", "")), "closed/min: {{reason}}"),
+                    ],
+                ),
             ],
         },
         Row {

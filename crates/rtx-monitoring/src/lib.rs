@@ -65,9 +65,9 @@ pub use catalogue::{
     SymbolPositions, TradingMetrics, WebSocketMetrics,
 };
 pub use catalogue::{
-    DbOutcome, HttpMethod, LogLevel, LpErrorKind, LpId, LpOperation, NotificationOutcome,
-    OrderType, Outcome as OrderOutcome, PoolState, RejectReason, Route, Side, SymbolId, WsChannel,
-    WsDropReason,
+    ConnectionCloseReason, DbOutcome, HttpMethod, LogLevel, LpErrorKind, LpId, LpOperation,
+    NotificationOutcome, OrderType, Outcome as OrderOutcome, PoolState, RejectReason, Route, Side,
+    SymbolId, WsChannel, WsDropReason,
 };
 
 // Logging: configuration, the layer and its guard.

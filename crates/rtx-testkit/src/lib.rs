@@ -28,6 +28,7 @@ mod postgres;
 mod probes;
 mod prometheus;
 mod rotel;
+mod sockets;
 mod tools;
 mod wait;
 
@@ -47,5 +48,6 @@ pub use probes::{
 };
 pub use prometheus::Prometheus;
 pub use rotel::Rotel;
+pub use sockets::{half_open, peer_state, raise_open_file_limit, timed_get, PeerState};
 pub use tools::{promtool_check_metrics, python_parse, run_with_input, tool};
 pub use wait::{wait_for, wait_for_async, wait_until, wait_until_async, Poll, DEFAULT_INTERVAL};

@@ -2,8 +2,11 @@
 //! error body and is never an order.
 
 mod admin;
+mod limits;
 mod orders;
 mod ws;
+
+pub use limits::{BodyDeadline, WebSocketClients};
 
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +34,17 @@ pub struct AppState {
     admin_token: Option<Arc<[u8]>>,
     /// The serialized default order list and the version of the list it was made from.
     list_cache: Arc<Mutex<Option<(u64, Bytes)>>>,
+    /// The WebSocket client cap.
+    websocket_clients: Arc<WebSocketClients>,
+}
+
+/// The API's request-level limits (the listener owns the connection-level ones).
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Time allowed for a request's body once its headers are in.
+    pub body_timeout: std::time::Duration,
+    /// Most WebSocket clients at once.
+    pub max_websocket_clients: usize,
 }
 
 /// The SPEC error body: `{"error": {"code", "message", "field"}}`.
@@ -56,7 +70,7 @@ struct ErrorDetail<'a> {
 }
 
 impl ApiError {
-    fn new(
+    pub(crate) fn new(
         status: StatusCode,
         code: &'static str,
         message: impl Into<String>,
@@ -97,12 +111,13 @@ impl IntoResponse for ApiError {
 }
 
 /// Builds the application: API, WebSocket, admin, and the monitoring `endpoints` (`/metrics`,
-/// `/health`, `/ready`), all measured by the API metrics layer.
+/// `/health`, `/ready`), all measured by the API metrics layer, within `limits`.
 pub fn app(
     router: Arc<Router>,
     metrics: TradingMetrics,
     endpoints: AxumRouter,
     admin_token: Option<&str>,
+    limits: ApiLimits,
 ) -> AxumRouter {
     let state = AppState {
         router,
@@ -111,8 +126,16 @@ pub fn app(
             .filter(|t| !t.is_empty())
             .map(|t| Arc::from(t.as_bytes())),
         list_cache: Arc::new(Mutex::new(None)),
+        websocket_clients: WebSocketClients::new(limits.max_websocket_clients),
     };
     let measured = from_fn_with_state(metrics.api.clone(), track_requests);
+    let body_deadline = from_fn_with_state(
+        BodyDeadline {
+            timeout: limits.body_timeout,
+            metrics: metrics.api.clone(),
+        },
+        limits::cut_slow_bodies,
+    );
     AxumRouter::new()
         .route("/api/orders", get(orders::list).post(orders::create))
         .route("/api/orders/{id}", get(orders::get_one))
@@ -125,6 +148,16 @@ pub fn app(
         .with_state(state)
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(body_deadline)
+        .route_layer(measured.clone())
+        .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
+}
+
+/// The management listener's application: only the monitoring `endpoints`, measured like the
+/// main listener's.
+pub fn management_app(metrics: &TradingMetrics, endpoints: AxumRouter) -> AxumRouter {
+    let measured = from_fn_with_state(metrics.api.clone(), track_requests);
+    endpoints
         .route_layer(measured.clone())
         .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
 }

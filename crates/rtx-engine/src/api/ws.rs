@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rtx_monitoring::catalogue::{SymbolId, WsChannel, WsDropReason};
+use rtx_monitoring::catalogue::{ConnectionCloseReason, SymbolId, WsChannel, WsDropReason};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -58,7 +59,28 @@ pub async fn quotes(
             Some(ids)
         }
     };
-    upgrade.on_upgrade(move |socket| stream(socket, state, filter))
+    let Some(permit) = state.websocket_clients.try_acquire() else {
+        state
+            .metrics
+            .api
+            .record_connection_closed(ConnectionCloseReason::Limit);
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_websocket_clients",
+            "the engine is serving as many WebSocket clients as it may; retry later",
+            None,
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        // The client's place under the cap is held for as long as it streams.
+        let _permit = permit;
+        stream(socket, state, filter).await;
+    })
 }
 
 async fn stream(mut socket: WebSocket, state: AppState, filter: Option<Vec<SymbolId>>) {

@@ -17,7 +17,7 @@ pub use secret::Secret;
 // engine names it today (a binary crate warns on a re-export it does not use).
 #[allow(unused_imports)]
 pub use {
-    resolve::{parse_duration, ConfigError, DEFAULT_DATABASE_URL},
+    resolve::{parse_duration, ConfigError, HttpConfig, DEFAULT_DATABASE_URL},
     schema::{AlertsConfig, HealthConfig, LoggingConfig, Settings, ShutdownConfig},
     secret::SecretUrl,
 };

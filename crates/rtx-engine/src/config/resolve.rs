@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::schema::{
-    AlertsConfig, FileConfig, HealthConfig, LoggingConfig, Settings, ShutdownConfig,
+    AlertsConfig, FileConfig, HealthConfig, HttpFile, LoggingConfig, Settings, ShutdownConfig,
 };
 use super::secret::{Secret, SecretUrl};
 use crate::market::lp::LpBehaviour;
@@ -43,11 +43,47 @@ pub enum ConfigError {
     },
 }
 
+/// The HTTP listeners' timeouts and limits, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// A connection whose request headers are not complete this long after it opened is closed
+    /// (`header_timeout`).
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection idle this long after its last answer is closed (`idle_timeout`).
+    pub idle_timeout: Duration,
+    /// An API request not answered within this gets 408 and its connection is closed
+    /// (`request_timeout`); a WebSocket stream is not a request and has no such limit.
+    pub request_timeout: Duration,
+    /// Most open connections on the main listener, WebSocket connections included.
+    pub max_connections: usize,
+    /// Most WebSocket clients at once.
+    pub max_websocket_clients: usize,
+    /// Most open connections on the management listener.
+    pub management_max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 8192,
+            max_websocket_clients: 1024,
+            management_max_connections: 64,
+        }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where to listen.
     pub listen_addr: SocketAddr,
+    /// Where the management listener (probes and metrics only) listens, if anywhere.
+    pub management_addr: Option<SocketAddr>,
+    /// Listener timeouts and limits.
+    pub http: HttpConfig,
     /// Service name.
     pub service_name: String,
     /// Service version.
@@ -154,10 +190,21 @@ impl Config {
             .clone()
             .or(file.listen_addr)
             .unwrap_or_else(|| "0.0.0.0:7999".to_owned());
-        let listen_addr = listen.parse().map_err(|e| ConfigError::Invalid {
-            key: "listen_addr",
-            reason: format!("`{listen}` is not an address like 0.0.0.0:7999 ({e})"),
-        })?;
+        let listen_addr = parse_addr("listen_addr", &listen)?;
+        let management_addr = settings
+            .management_addr
+            .clone()
+            .or(file.management_addr.clone())
+            .filter(|a| !a.is_empty())
+            .map(|a| parse_addr("management_addr", &a))
+            .transpose()?;
+        if management_addr.is_some_and(|m| m.port() != 0 && m == listen_addr) {
+            return Err(ConfigError::Invalid {
+                key: "management_addr",
+                reason: "must differ from listen_addr".to_owned(),
+            });
+        }
+        let http = resolve_http(settings, &file.http)?;
         let lps = settings
             .lps
             .as_deref()
@@ -394,6 +441,8 @@ impl Config {
             })
             .collect();
         Ok(Self {
+            management_addr,
+            http,
             database_url,
             sim_order_rate,
             admin_token: settings
@@ -447,6 +496,93 @@ impl Config {
             label_cap: cap("metrics.label_cap", m.label_cap, 64)?,
         })
     }
+}
+
+fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|e| ConfigError::Invalid {
+        key,
+        reason: format!("`{text}` is not an address like 0.0.0.0:7999 ({e})"),
+    })
+}
+
+/// The `[http]` table under its flags and variables, checked: every timeout above zero, every
+/// cap at least 1, and no more WebSocket clients than connections.
+fn resolve_http(settings: &Settings, file: &HttpFile) -> Result<HttpConfig, ConfigError> {
+    let defaults = HttpConfig::default();
+    let timeout =
+        |key: &'static str, flag: &Option<String>, file: &Option<String>, default| match flag
+            .as_ref()
+            .or(file.as_ref())
+        {
+            None => Ok(default),
+            Some(text) => match parse_duration(text) {
+                Some(d) if !d.is_zero() => Ok(d),
+                _ => Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("`{text}` is not a duration above zero like 5s or 500ms"),
+                }),
+            },
+        };
+    let cap = |key: &'static str, flag: Option<usize>, file: Option<usize>, default| match flag
+        .or(file)
+    {
+        Some(0) => Err(ConfigError::Invalid {
+            key,
+            reason: "must be at least 1".to_owned(),
+        }),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let max_connections = cap(
+        "http.max_connections",
+        settings.http_max_connections,
+        file.max_connections,
+        defaults.max_connections,
+    )?;
+    let http = HttpConfig {
+        header_read_timeout: timeout(
+            "http.header_read_timeout",
+            &settings.http_header_read_timeout,
+            &file.header_read_timeout,
+            defaults.header_read_timeout,
+        )?,
+        idle_timeout: timeout(
+            "http.idle_timeout",
+            &settings.http_idle_timeout,
+            &file.idle_timeout,
+            defaults.idle_timeout,
+        )?,
+        request_timeout: timeout(
+            "http.request_timeout",
+            &settings.http_request_timeout,
+            &file.request_timeout,
+            defaults.request_timeout,
+        )?,
+        max_connections,
+        // Unset, it follows a lowered connection cap down.
+        max_websocket_clients: cap(
+            "http.max_websocket_clients",
+            settings.http_max_websocket_clients,
+            file.max_websocket_clients,
+            defaults.max_websocket_clients.min(max_connections),
+        )?,
+        management_max_connections: cap(
+            "http.management_max_connections",
+            settings.http_management_max_connections,
+            file.management_max_connections,
+            defaults.management_max_connections,
+        )?,
+    };
+    if http.max_websocket_clients > http.max_connections {
+        return Err(ConfigError::Invalid {
+            key: "http.max_websocket_clients",
+            reason: format!(
+                "{} is more than http.max_connections ({}): each WebSocket client holds a connection",
+                http.max_websocket_clients, http.max_connections
+            ),
+        });
+    }
+    Ok(http)
 }
 
 fn check_trading(t: &RouterConfig) -> Result<(), ConfigError> {
@@ -757,5 +893,67 @@ mod tests {
         assert!(err.to_string().contains("account_capp"), "{err}");
         let err = refused("[metrics]\nroute_cap = 0\n#.\n");
         assert!(err.to_string().contains("metrics.route_cap"), "{err}");
+    }
+
+    #[test]
+    fn listener_limits_come_from_the_file_and_flags_and_bad_ones_are_named() {
+        let defaults = Config::load(&Settings::default()).unwrap();
+        assert_eq!(defaults.http, HttpConfig::default());
+        assert_eq!(defaults.management_addr, None);
+        let path = file(
+            "management_addr = \"127.0.0.1:7998\"\n[http]\nheader_read_timeout = \"2s\"\nidle_timeout = \"30s\"\nrequest_timeout = \"500ms\"\nmax_connections = 100\nmax_websocket_clients = 10\nmanagement_max_connections = 8\n",
+        );
+        let config = Config::load(&Settings {
+            config: Some(path.clone()),
+            http_max_connections: Some(200),
+            ..Default::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_file(path);
+        assert_eq!(
+            config.http,
+            HttpConfig {
+                header_read_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                request_timeout: Duration::from_millis(500),
+                max_connections: 200,
+                max_websocket_clients: 10,
+                management_max_connections: 8,
+            },
+            "the flag wins over the file"
+        );
+        assert_eq!(config.management_addr, Some(([127, 0, 0, 1], 7998).into()));
+        let lowered = Config::load(&Settings {
+            http_max_connections: Some(50),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            lowered.http.max_websocket_clients, 50,
+            "an unset WebSocket cap follows the connection cap down"
+        );
+        for (text, key) in [
+            (
+                "[http]\nheader_read_timeout = \"0s\"\n",
+                "http.header_read_timeout",
+            ),
+            ("[http]\nidle_timeout = \"soon\"\n", "http.idle_timeout"),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            (
+                "[http]\nmax_connections = 10\nmax_websocket_clients = 11\n",
+                "http.max_websocket_clients",
+            ),
+            ("management_addr = \"here\"\n", "management_addr"),
+            (
+                "listen_addr = \"127.0.0.1:7999\"\nmanagement_addr = \"127.0.0.1:7999\"\n",
+                "management_addr",
+            ),
+        ] {
+            let err = refused(text);
+            assert!(
+                err.to_string().contains(&format!("`{key}`")),
+                "{text}: {err}"
+            );
+        }
     }
 }

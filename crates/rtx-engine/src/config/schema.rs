@@ -57,6 +57,30 @@ pub struct Settings {
     /// HTTP listen address [default: 0.0.0.0:7999].
     #[arg(long, env = "RTX_LISTEN_ADDR", global = true)]
     pub listen_addr: Option<String>,
+    /// A second listener serving only /metrics, /health, /ready and /alerts, with its own
+    /// connection budget, so that probes never queue behind API clients, e.g. `0.0.0.0:7998`
+    /// [default: unset, one listener].
+    #[arg(long, env = "RTX_MANAGEMENT_ADDR", global = true)]
+    pub management_addr: Option<String>,
+    /// Close a connection whose request headers are not complete within this, e.g. `5s`
+    /// [default: 5s].
+    #[arg(long, env = "RTX_HTTP_HEADER_READ_TIMEOUT", global = true)]
+    pub http_header_read_timeout: Option<String>,
+    /// Close a keep-alive connection idle between requests this long [default: 60s].
+    #[arg(long, env = "RTX_HTTP_IDLE_TIMEOUT", global = true)]
+    pub http_idle_timeout: Option<String>,
+    /// Answer 408 and close when an API request, body included, takes longer [default: 10s].
+    #[arg(long, env = "RTX_HTTP_REQUEST_TIMEOUT", global = true)]
+    pub http_request_timeout: Option<String>,
+    /// Most open connections on the main listener, WebSocket clients included [default: 8192].
+    #[arg(long, env = "RTX_HTTP_MAX_CONNECTIONS", global = true)]
+    pub http_max_connections: Option<usize>,
+    /// Most WebSocket clients at once [default: 1024].
+    #[arg(long, env = "RTX_HTTP_MAX_WEBSOCKET_CLIENTS", global = true)]
+    pub http_max_websocket_clients: Option<usize>,
+    /// Most open connections on the management listener [default: 64].
+    #[arg(long, env = "RTX_HTTP_MANAGEMENT_MAX_CONNECTIONS", global = true)]
+    pub http_management_max_connections: Option<usize>,
     /// Service name in metrics, logs and spans [default: rtx-engine].
     #[arg(long, env = "RTX_SERVICE_NAME", global = true)]
     pub service_name: Option<String>,
@@ -211,6 +235,18 @@ impl Default for LoggingConfig {
     }
 }
 
+/// The `[http]` table of the file: listener timeouts and limits (durations as `5s`, `500ms`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HttpFile {
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) idle_timeout: Option<String>,
+    pub(super) request_timeout: Option<String>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) max_websocket_clients: Option<usize>,
+    pub(super) management_max_connections: Option<usize>,
+}
+
 /// Shutdown timing (the `[shutdown]` table).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -235,6 +271,9 @@ impl Default for ShutdownConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
     pub(super) listen_addr: Option<String>,
+    pub(super) management_addr: Option<String>,
+    #[serde(default)]
+    pub(super) http: HttpFile,
     pub(super) service_name: Option<String>,
     pub(super) service_version: Option<String>,
     pub(super) metrics_token: Option<Secret>,

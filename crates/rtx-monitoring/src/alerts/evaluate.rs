@@ -246,7 +246,9 @@ impl Evaluator {
             .rules
             .iter()
             .filter_map(|r| match r.signal {
-                Signal::Quantile { metric, .. } | Signal::Share { metric, .. } => Some(metric),
+                Signal::Quantile { metric, .. }
+                | Signal::Share { metric, .. }
+                | Signal::Increase { metric, .. } => Some(metric),
                 _ => None,
             })
             .collect();
@@ -315,6 +317,19 @@ impl Evaluator {
                 } else {
                     Vec::new()
                 }
+            }
+            Signal::Increase { metric, matching } => {
+                let growth: f64 = now
+                    .get(metric)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| matching.matches(&r.labels))
+                    .map(|r| {
+                        (r.scalar() - baseline(metric, &r.labels).map_or(0.0, |b| b.scalar()))
+                            .max(0.0)
+                    })
+                    .sum();
+                vec![(BTreeMap::new(), growth)]
             }
             Signal::Gauge { metric, by } | Signal::AbsGauge { metric, by } => {
                 let abs = matches!(rule.signal, Signal::AbsGauge { .. });
@@ -678,6 +693,17 @@ mod tests {
                             ..Default::default()
                         },
                     ),
+                    "HTTPConnectionLimitReached" => {
+                        if above {
+                            m.api.record_connection_closed(
+                                crate::catalogue::ConnectionCloseReason::Limit,
+                            );
+                        }
+                        // Other reasons never count towards it.
+                        m.api.record_connection_closed(
+                            crate::catalogue::ConnectionCloseReason::HeaderTimeout,
+                        );
+                    }
                     other => panic!("no scenario for {other}"),
                 }
             };

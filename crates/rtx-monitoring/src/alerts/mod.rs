@@ -1,4 +1,4 @@
-//! Alerts: the 15 rules of SPEC §4 defined once in Rust, evaluated in process (pending, `for`,
+//! Alerts: the default rules (SPEC §4's 15 and the connection-limit warning) defined once in Rust, evaluated in process (pending, `for`,
 //! firing, resolved, as Prometheus does), sent to Alertmanager, and rendered as the Prometheus
 //! rule file with its `promtool` unit tests.
 //!

@@ -66,6 +66,10 @@ pub fn expr(rule: &AlertRule) -> String {
             "sum by (instance) (rate({metric}{{{}}}[{RULE_WINDOW}])) / sum by (instance) (rate({metric}[{RULE_WINDOW}])) {op} {t}",
             matching.promql().replace(".*\"", "..\"")
         ),
+        Signal::Increase { metric, matching } => format!(
+            "sum by (instance) (increase({metric}{{{}}}[{RULE_WINDOW}])) {op} {t}",
+            matching.promql()
+        ),
         Signal::Gauge { metric, .. } => format!("{metric} {op} {t}"),
         Signal::AbsGauge { metric, .. } => format!("abs({metric}) {op} {t}"),
         Signal::QuoteAge => format!(
@@ -326,6 +330,21 @@ pub fn render_rule_tests(rules: &[AlertRule], rule_file: &str, runbook_base: &st
                                 format!("0+{}x40", 100 - matched_rate),
                             ),
                         ],
+                        vec![],
+                    )
+                }
+                Signal::Increase { metric, matching } => {
+                    // A series the matcher selects: the value itself, or one with the prefix.
+                    let (label, value) = match matching {
+                        super::rules::LabelMatch::Equals(l, v) => (l, v.to_owned()),
+                        super::rules::LabelMatch::Prefix(l, v) => (l, format!("{v}00")),
+                    };
+                    let growth = if fires { "0+5x40" } else { "0x40" };
+                    (
+                        vec![(
+                            format!("{metric}{{{inst},{label}=\"{value}\"}}"),
+                            growth.to_owned(),
+                        )],
                         vec![],
                     )
                 }

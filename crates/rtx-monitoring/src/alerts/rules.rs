@@ -1,4 +1,4 @@
-//! The 15 default alert rules of SPEC §4, each defined once: the in-process evaluator reads the
+//! The default alert rules (the 15 of SPEC §4 and the connection-limit warning), each defined once: the in-process evaluator reads the
 //! signal from the registry, and the Prometheus renderer turns the same definition into PromQL.
 
 use std::time::Duration;
@@ -92,6 +92,13 @@ pub enum Signal {
     },
     /// Seconds since a connected LP's last quote.
     QuoteAge,
+    /// How much a counter family's matching series grew over the window, summed.
+    Increase {
+        /// Counter family.
+        metric: &'static str,
+        /// Which series count.
+        matching: LabelMatch,
+    },
 }
 
 /// How the signal is compared with the threshold.
@@ -163,12 +170,13 @@ impl Default for RiskLimits {
     }
 }
 
-/// The 15 default rules of SPEC §4, for the default [`RiskLimits`].
+/// The default rules (SPEC §4's 15 and `HTTPConnectionLimitReached`), for the default
+/// [`RiskLimits`].
 pub fn default_rules() -> Vec<AlertRule> {
     default_rules_for(&RiskLimits::default())
 }
 
-/// The 15 default rules of SPEC §4, with the thresholds that follow a limit set from `limits`:
+/// The default rules, with the thresholds that follow a limit set from `limits`:
 /// `NetExposureHigh` warns at [`NET_EXPOSURE_WARN_SHARE`] of `limits.max_net_exposure`.
 pub fn default_rules_for(limits: &RiskLimits) -> Vec<AlertRule> {
     use Comparison::{Above, Below};
@@ -328,6 +336,16 @@ pub fn default_rules_for(limits: &RiskLimits) -> Vec<AlertRule> {
             for_duration: Duration::from_secs(60),
             summary: "net exposure on {{ $labels.symbol }} is above 80% of its limit",
             description: "The book's net position on {{ $labels.symbol }} has used more than 80% of the configured per-symbol exposure limit; past the limit the engine refuses every order that adds to it (reason exposure_limit). Hedge it with an LP or tighten B-book routing before flow is refused.",
+        },
+        AlertRule {
+            name: "HTTPConnectionLimitReached",
+            severity: Warning,
+            signal: Signal::Increase { metric: "rtx_http_connections_closed_total", matching: LabelMatch::Equals("reason", "limit") },
+            comparison: Above,
+            threshold: 0.0,
+            for_duration: Duration::ZERO,
+            summary: "the engine is closing connections at its connection or WebSocket cap",
+            description: "Connections arrive while every slot is taken (http.max_connections, http.max_websocket_clients): waiting connections are closed to make room, or new ones refused. Look at rtx_http_connections_active and the header_timeout closes: many of those mean a flood of half-open connections (block the source); none mean real clients outgrew the cap (raise it with the open-file limit, or add replicas). Probes on the management listener are not affected.",
         },
     ]
 }

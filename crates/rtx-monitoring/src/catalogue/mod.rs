@@ -133,6 +133,23 @@ impl HttpMethod {
 }
 
 label_enum! {
+    /// Why the server closed an HTTP connection itself (a client closing is not counted).
+    pub enum ConnectionCloseReason {
+        /// Request headers were not complete within the header-read timeout (half-open or
+        /// slow-loris connections).
+        HeaderTimeout => "header_timeout",
+        /// A keep-alive connection sat between requests longer than the idle timeout.
+        IdleTimeout => "idle_timeout",
+        /// A request (its body included) was not answered within the request timeout; the
+        /// client got 408 and the connection was closed.
+        RequestTimeout => "request_timeout",
+        /// The connection cap or the WebSocket client cap was reached: the connection was closed
+        /// at once, or an idle one made room for it.
+        Limit => "limit"
+    }
+}
+
+label_enum! {
     /// Result of a database query.
     pub enum DbOutcome { Success => "success", Error => "error" }
 }

@@ -6,8 +6,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{
-    names_of, spec_counter, spec_gauge, CatalogueConfig, DbOutcome, HttpMethod, LogLevel,
-    NotificationOutcome, PoolState,
+    names_of, spec_counter, spec_gauge, CatalogueConfig, ConnectionCloseReason, DbOutcome,
+    HttpMethod, LogLevel, NotificationOutcome, PoolState,
 };
 use crate::metrics::{
     Counter, Dense, Dynamic, Gauge, Histogram, InFlight, LabelValue, MetricSpec, Registry,
@@ -24,6 +24,8 @@ pub struct ApiMetrics {
     requests: Dynamic<Counter>,
     duration: Dynamic<Histogram>,
     in_flight: Gauge,
+    connections_active: Gauge,
+    connections_closed: Dense<Counter, 1>,
 }
 
 impl ApiMetrics {
@@ -53,6 +55,18 @@ impl ApiMetrics {
                 "rtx_http_requests_in_flight",
                 "HTTP requests being served.",
             ))?,
+            connections_active: r.gauge(MetricSpec::gauge(
+                "rtx_http_connections_active",
+                "Open HTTP connections on the engine's listeners, WebSocket connections included.",
+            ))?,
+            connections_closed: r.dense(
+                spec_counter(
+                    "rtx_http_connections_closed_total",
+                    "HTTP connections the server closed itself, by reason (timeouts and limits).",
+                    &["reason"],
+                ),
+                [&names_of::<ConnectionCloseReason>()],
+            )?,
         })
     }
 
@@ -77,6 +91,16 @@ impl ApiMetrics {
     /// Marks a request in flight until the guard drops.
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.track_in_flight()
+    }
+
+    /// Counts a connection as open until the guard drops: hold it as long as the socket.
+    pub fn connection(&self) -> InFlight {
+        self.connections_active.track_in_flight()
+    }
+
+    /// Counts a connection the server closed itself, and why.
+    pub fn record_connection_closed(&self, reason: ConnectionCloseReason) {
+        self.connections_closed.get([reason.index()]).inc();
     }
 }
 
