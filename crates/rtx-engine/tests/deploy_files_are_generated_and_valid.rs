@@ -101,14 +101,31 @@ print(json.dumps(docs))
     let pod = &deployment["spec"]["template"];
     let annotations = &pod["metadata"]["annotations"];
     assert_eq!(annotations["prometheus.io/scrape"], "true");
-    assert_eq!(annotations["prometheus.io/port"], "7999");
-    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    // Probes and scrapes go to the management listener the container's variables configure.
     let container = &pod["spec"]["containers"][0];
-    assert!(container["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["containerPort"] == 7999));
+    let env_value = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        env_value("RTX_MANAGEMENT_ADDR").as_deref(),
+        Some("0.0.0.0:7998")
+    );
+    assert_eq!(annotations["prometheus.io/port"], "7998");
+    let ports = container["ports"].as_array().unwrap();
+    let port_named = |name: &str| {
+        ports
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].clone())
+    };
+    assert_eq!(port_named("http"), Some(7999.into()));
+    assert_eq!(port_named("management"), Some(7998.into()));
     for (probe, path) in [
         ("livenessProbe", "/health"),
         ("readinessProbe", "/ready"),
@@ -116,18 +133,26 @@ print(json.dumps(docs))
     ] {
         assert_eq!(container[probe]["httpGet"]["path"], path, "{probe}");
         let port = &container[probe]["httpGet"]["port"];
-        assert!(port == 7999 || port == "http", "{probe} port {port}");
+        assert!(port == 7998 || port == "management", "{probe} port {port}");
     }
     let service = docs
         .iter()
         .find(|d| d["kind"] == "Service")
         .expect("a Service");
-    assert!(service["spec"]["ports"]
-        .as_array()
-        .unwrap()
+    let service_ports = service["spec"]["ports"].as_array().unwrap();
+    for (name, port) in [("http", 7999), ("management", 7998)] {
+        assert!(
+            service_ports
+                .iter()
+                .any(|p| p["name"] == name && p["port"] == port),
+            "the Service exposes {name} on {port}"
+        );
+    }
+    let monitor = docs
         .iter()
-        .any(|p| p["port"] == 7999));
-    assert!(docs.iter().any(|d| d["kind"] == "ServiceMonitor"));
+        .find(|d| d["kind"] == "ServiceMonitor")
+        .expect("a ServiceMonitor");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "management");
     let rule = docs
         .iter()
         .find(|d| d["kind"] == "PrometheusRule")
