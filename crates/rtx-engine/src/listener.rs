@@ -329,6 +329,28 @@ impl AcceptBackoff {
     }
 }
 
+/// Connections the kernel may hold for us before `accept` (it caps this at `net.core.somaxconn`,
+/// 4096 on current Linux). tokio's default is 1024: in a connect storm, a full queue drops SYNs,
+/// and a probe whose SYN was dropped waits a whole retransmission timeout (1 s) before it is
+/// even seen.
+pub const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds `addr` for listening with [`ACCEPT_BACKLOG`].
+///
+/// # Errors
+/// When the address is taken or not ours.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do for listeners: a restart need not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// The soft limit on open descriptors of this process, where the platform says (Linux).
 pub fn descriptor_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -466,14 +466,12 @@ async fn run(
         },
     );
     let (main_limits, management_limits) = listener_limits(&config);
-    let bind = |addr: SocketAddr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })
+    let bind = |addr: SocketAddr| {
+        crate::listener::bind(addr).map_err(|source| ServeError::Bind { addr, source })
     };
-    let listener = bind(config.listen_addr).await?;
+    let listener = bind(config.listen_addr)?;
     let management = match config.management_addr {
-        Some(addr) => Some(bind(addr).await?),
+        Some(addr) => Some(bind(addr)?),
         None => None,
     };
     let local = listener.local_addr()?;
