@@ -59,8 +59,6 @@ struct Connection {
     upgraded: AtomicBool,
     /// Chosen to make room at the cap; set once.
     evicting: AtomicBool,
-    /// Wakes the watchdog when a request starts or ends.
-    changed: Notify,
     /// Tells the connection's task to close it for the cap.
     evict: Notify,
 }
@@ -74,7 +72,6 @@ impl Connection {
             last_answer_ms: AtomicU64::new(0),
             upgraded: AtomicBool::new(false),
             evicting: AtomicBool::new(false),
-            changed: Notify::new(),
             evict: Notify::new(),
         }
     }
@@ -87,7 +84,6 @@ impl Connection {
     fn start_request(self: &Arc<Self>) -> RequestGuard {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.changed.notify_waiters();
         RequestGuard {
             connection: Arc::clone(self),
         }
@@ -113,26 +109,22 @@ impl Connection {
     }
 
     /// Resolves when the connection has waited too long for a request.
+    ///
+    /// Lazy on purpose: requests do not wake it (that would cost every request a wake-up of its
+    /// connection's task). It sleeps until the deadline it last saw, then looks again: busy, it
+    /// checks back one timeout later; a request came and went, it sleeps until the new deadline.
+    /// A close is therefore late by at most the shorter of the two timeouts.
     async fn watchdog(&self, limits: ListenerLimits) -> ConnectionCloseReason {
+        let recheck = limits.header_read_timeout.min(limits.idle_timeout);
         loop {
-            // Registered before the state is read, so a change in between is not missed.
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            match self.deadline(&limits) {
-                None => changed.await,
-                Some((deadline, reason)) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(deadline.into()) => {
-                            // A request may have started as the timer fired.
-                            if self.deadline(&limits).is_some_and(|(d, _)| d <= Instant::now()) {
-                                return reason;
-                            }
-                        }
-                        () = &mut changed => {}
-                    }
-                }
-            }
+            let wake = match self.deadline(&limits) {
+                Some((deadline, reason)) if deadline <= Instant::now() => return reason,
+                // A request may come and go before the deadline and set a nearer one (a short
+                // idle timeout after a long header timeout): look again within `recheck`.
+                Some((deadline, _)) => deadline.min(Instant::now() + recheck),
+                None => Instant::now() + recheck,
+            };
+            tokio::time::sleep_until(wake.into()).await;
         }
     }
 }
@@ -148,7 +140,6 @@ impl Drop for RequestGuard {
         let elapsed = u64::try_from(c.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         c.last_answer_ms.store(elapsed, Ordering::Relaxed);
         c.in_flight.fetch_sub(1, Ordering::AcqRel);
-        c.changed.notify_waiters();
     }
 }
 
@@ -476,20 +467,41 @@ struct RequestService {
 impl hyper::service::Service<Request<Incoming>> for RequestService {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = TrackedResponse;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.remote));
         let guard = self.connection.start_request();
         let mut app = self.app.clone();
-        Box::pin(async move {
-            let response = tower_service::Service::call(&mut app, request).await?;
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        TrackedResponse {
+            inner: tower_service::Service::call(&mut app, request),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// The router's answer, with the request marked in flight on its connection until it is ready.
+/// A named future rather than a boxed one: no allocation per request beyond the router's own.
+struct TrackedResponse {
+    inner: axum::routing::future::RouteFuture<std::convert::Infallible>,
+    guard: Option<RequestGuard>,
+}
+
+impl Future for TrackedResponse {
+    type Output = Result<axum::response::Response, std::convert::Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let response = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        if let Some(guard) = this.guard.take() {
+            if response
+                .as_ref()
+                .is_ok_and(|r| r.status() == StatusCode::SWITCHING_PROTOCOLS)
+            {
                 guard.connection.upgraded.store(true, Ordering::Release);
             }
-            drop(guard);
-            Ok(response)
-        })
+        }
+        Poll::Ready(response)
     }
 }
 

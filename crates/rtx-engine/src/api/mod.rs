@@ -137,18 +137,29 @@ pub fn app(
         limits::cut_slow_bodies,
     );
     AxumRouter::new()
-        .route("/api/orders", get(orders::list).post(orders::create))
+        // Only the handlers that read a body wait for one: the others never pay for the timer.
+        .route(
+            "/api/orders",
+            post(orders::create)
+                .route_layer(body_deadline.clone())
+                .get(orders::list),
+        )
         .route("/api/orders/{id}", get(orders::get_one))
         .route("/api/positions", get(orders::positions))
         .route("/api/accounts/{id}", get(orders::account))
         .route("/ws/quotes", get(ws::quotes))
         .route("/admin/lps/{lp}/{action}", post(admin::lp_action))
-        .route("/admin/lps/{lp}/sequence-gap", post(admin::sequence_gap))
-        .route("/admin/symbols/{symbol}/price", post(admin::move_price))
+        .route(
+            "/admin/lps/{lp}/sequence-gap",
+            post(admin::sequence_gap).route_layer(body_deadline.clone()),
+        )
+        .route(
+            "/admin/symbols/{symbol}/price",
+            post(admin::move_price).route_layer(body_deadline),
+        )
         .with_state(state)
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(body_deadline)
         .route_layer(measured.clone())
         .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
 }
