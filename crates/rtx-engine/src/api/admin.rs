@@ -42,7 +42,7 @@ fn authorize(
             action,
             "refused",
             Some(peer),
-            "missing or wrong bearer token",
+            "missing or wrong credential",
         );
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -106,10 +106,22 @@ impl Instrument {
 }
 
 impl Instrument {
-    /// Rounds a price to the instrument's quoting precision (a tenth of a pip).
+    /// Decimal places of a quote: a tenth of a pip (5, or 3 for JPY-quoted pairs).
+    pub fn decimals(&self) -> usize {
+        if self.pip < 0.001 {
+            5
+        } else {
+            3
+        }
+    }
+
+    /// Rounds a price to the instrument's quoting precision (a tenth of a pip), to the double
+    /// nearest that decimal, so that it prints as the decimal it is (`1.27036`, never
+    /// `1.2703600000000002`): dividing the whole number of ticks by an exact power of ten is
+    /// correctly rounded, where multiplying by an inexact tick size (0.00001) is not.
     pub fn round(&self, price: f64) -> f64 {
-        let ticks = price / (self.pip / 10.0);
-        ticks.round() * (self.pip / 10.0)
+        let scale = 10f64.powi(self.decimals() as i32);
+        (price * scale).round() / scale
     }
 }
 
@@ -280,4 +292,28 @@ pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A rounded price prints as the decimal it is, with no more places than the instrument
+        /// quotes (`1.2703600000000002` was 350 of 1,000 fill prices in the API).
+        #[test]
+        fn a_rounded_price_prints_at_its_instruments_precision(
+            price in 0.5f64..250.0,
+            name in prop_oneof![Just("EURUSD"), Just("USDJPY"), Just("GBPJPY"), Just("XAUUSD")],
+        ) {
+            let instrument = Instrument::from_name(name);
+            let rounded = instrument.round(price);
+            let printed = rounded.to_string();
+            let places = printed.split_once('.').map_or(0, |(_, f)| f.len());
+            prop_assert!(places <= instrument.decimals(), "{name}: {price} → {printed}");
+            prop_assert!((rounded - price).abs() <= instrument.pip / 20.0 + 1e-12);
+            prop_assert_eq!(printed.parse::<f64>().ok(), Some(rounded));
+        }
+    }
 }

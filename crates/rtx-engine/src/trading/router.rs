@@ -738,6 +738,7 @@ impl Router {
                 side: record.side.as_str(),
                 volume: record.volume,
                 price,
+                price_decimals: self.market.instrument(req.symbol).decimals(),
                 realized_pnl: fill.realized,
                 lp: record.lp.as_deref(),
             });

@@ -229,9 +229,9 @@ async fn serve_metrics(State(endpoint): State<MetricsEndpoint>, request: Request
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0);
         let reason = if headers.contains_key(AUTHORIZATION) {
-            "wrong bearer token"
+            "the presented credential does not match"
         } else {
-            "no bearer token"
+            "no Authorization header"
         };
         crate::logging::events::security("scrape /metrics", "refused", peer, reason);
         return unauthorized();

@@ -75,6 +75,9 @@ pub struct Trade<'a> {
     pub volume: f64,
     /// Fill price.
     pub price: f64,
+    /// Decimal places the instrument quotes with: the message prints the price with exactly
+    /// these (`1.27036`, `151.502`), as a dealer reads it.
+    pub price_decimals: usize,
     /// P&L realized by the fill, account currency.
     pub realized_pnl: f64,
     /// The LP, for A-book fills.
@@ -93,10 +96,11 @@ pub fn trade(t: &Trade<'_>) {
         price = t.price,
         realized_pnl = t.realized_pnl,
         lp = t.lp.unwrap_or(""),
-        "trade {} {} {} @ {}",
+        "trade {} {} {} @ {:.*}",
         t.side,
         t.volume,
         t.symbol,
+        t.price_decimals,
         t.price
     );
 }

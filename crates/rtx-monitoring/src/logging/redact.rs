@@ -219,6 +219,11 @@ fn card_at(bytes: &[u8], i: usize) -> Option<usize> {
     if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
         return None;
     }
+    // The fraction of a decimal number (`164.39600000000002`) is no card, however its digits
+    // add up: nobody prints a card after a decimal point.
+    if i >= 2 && bytes[i - 1] == b'.' && bytes[i - 2].is_ascii_digit() {
+        return None;
+    }
     let mut digits = [0u8; 19];
     let mut groups = [0usize; 6];
     let (mut n, mut g) = (0usize, 0usize);
@@ -236,7 +241,9 @@ fn card_at(bytes: &[u8], i: usize) -> Option<usize> {
             n += 1;
             groups[g] += 1;
             j += 1;
-            let alone = j == bytes.len() || !bytes[j].is_ascii_alphanumeric();
+            // Nor is the whole part of one (`4111111111111111.5`).
+            let alone = j == bytes.len()
+                || !(bytes[j].is_ascii_alphanumeric() || decimal_point_at(bytes, j));
             if alone && (13..=19).contains(&n) && card_grouping(&groups[..=g]) && luhn(&digits[..n])
             {
                 best = Some(j);
@@ -253,6 +260,11 @@ fn card_at(bytes: &[u8], i: usize) -> Option<usize> {
         }
     }
     best
+}
+
+/// A decimal point at `j`: a `.` with a digit after it.
+fn decimal_point_at(bytes: &[u8], j: usize) -> bool {
+    bytes[j] == b'.' && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)
 }
 
 fn card_grouping(groups: &[usize]) -> bool {
@@ -344,6 +356,18 @@ mod tests {
             "fails Luhn: not a card"
         );
         assert_eq!(r.scrub("EURUSD 1.08505 filled"), "EURUSD 1.08505 filled");
+        // 14 of the fraction's digits pass the Luhn check; it is still a price.
+        let price = "trade sell 0.01 USDCHF @ 164.39600000000002";
+        assert_eq!(r.scrub(price), price);
+        assert_eq!(
+            r.scrub("4111111111111111.25 lots"),
+            "4111111111111111.25 lots"
+        );
+        assert_eq!(
+            r.scrub("paid with 4111111111111111."),
+            "paid with [REDACTED].",
+            "a full stop after a card is no decimal point"
+        );
         assert!(matches!(
             r.scrub("plain message"),
             std::borrow::Cow::Borrowed(_)
@@ -415,6 +439,25 @@ mod tests {
             let name = format!("{pre}{key}");
             let name = if upper { name.to_uppercase() } else { name };
             prop_assert!(Redactor::default().is_secret_key(&name));
+        }
+
+        #[test]
+        fn numbers_printed_as_numbers_survive(x in any::<f64>(), decimals in 0usize..8, volume in 0.01f64..100.0) {
+            let r = Redactor::default();
+            // Every way the engine prints a number: shortest round trip (`{:?}`), a price at its
+            // instrument's precision, and in a trade message (the first of these once lost the
+            // digits of `164.39600000000002` to the card rule).
+            let fraction = x.fract() != 0.0 && x.is_finite();
+            let mut printed = vec![format!("{x:?}"), format!("{x:.decimals$}")];
+            if fraction {
+                printed.push(format!("{x}"));
+            }
+            for text in printed.iter().filter(|t| t.contains('.') || t.contains('e') || t.len() < 13) {
+                let message = format!("trade sell {volume} USDCHF @ {text}");
+                let (alone, in_message) = (r.scrub(text), r.scrub(&message));
+                prop_assert_eq!(alone.as_ref(), text.as_str());
+                prop_assert_eq!(in_message.as_ref(), message.as_str());
+            }
         }
 
         #[test]
