@@ -114,6 +114,17 @@ pub(crate) struct FieldWriter<'a> {
     pub(crate) scratch: &'a mut String,
     /// Set when the event carries `fatal = true`.
     pub(crate) fatal: bool,
+    /// Where each written field's name and byte range in `fields` go, so that a line can write
+    /// each key once (see `JsonLayer`).
+    pub(crate) names: &'a mut Vec<FieldEntry>,
+}
+
+/// A field written into a buffer: its name and where its `,"key":value` bytes lie.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldEntry {
+    pub(crate) name: &'static str,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
 }
 
 /// What is remembered about a field name: whether it is secret, and whether it can be written
@@ -187,6 +198,12 @@ impl FieldWriter<'_> {
                 return;
             }
         }
+        // An empty value says nothing (an absent header, no LP for a B-book fill): the key is
+        // left out rather than written as `""`.
+        if value.is_empty() {
+            return;
+        }
+        let start = self.fields.len();
         let Some(secret) = self.key(field) else {
             return;
         };
@@ -195,9 +212,11 @@ impl FieldWriter<'_> {
         } else {
             write_json_str(self.fields, &self.redactor.scrub(value));
         }
+        self.entry(field, start);
     }
 
     fn number(&mut self, field: &Field, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.fields.len();
         let Some(secret) = self.key(field) else {
             return;
         };
@@ -206,6 +225,17 @@ impl FieldWriter<'_> {
         } else {
             write(self.fields);
         }
+        self.entry(field, start);
+    }
+
+    fn entry(&mut self, field: &Field, start: usize) {
+        // Lines and spans are far below 4 GiB; a wrapped offset would only misplace a key.
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.names.push(FieldEntry {
+            name: field.name(),
+            start: offset(start),
+            end: offset(self.fields.len()),
+        });
     }
 }
 
@@ -365,12 +395,14 @@ mod tests {
     fn secret_verdicts_are_remembered_per_key_set() {
         let verdict = |redactor: &Redactor, name: &'static str| {
             let (mut fields, mut scratch) = (Vec::new(), String::new());
+            let mut names = Vec::new();
             let writer = FieldWriter {
                 fields: &mut fields,
                 message: None,
                 redactor,
                 scratch: &mut scratch,
                 fatal: false,
+                names: &mut names,
             };
             writer.judge(name).secret
         };

@@ -27,7 +27,7 @@ pub use crate::time::rfc3339;
 
 use crate::catalogue::{LogLevel, SelfMetrics};
 use crate::metrics::Counter;
-use format::{write_json_str, write_timestamp, FieldWriter};
+use format::{write_json_str, write_timestamp, FieldEntry, FieldWriter};
 
 /// Spans whose fields a line carries, innermost first; deeper nesting drops the outermost.
 const MAX_SPAN_DEPTH: usize = 16;
@@ -93,8 +93,43 @@ pub fn parse_filter(filter: &str) -> Result<Targets, LogError> {
     })
 }
 
-/// Fields of a span, pre-rendered once as `,"key":value` so events never re-format them.
-struct SpanFields(Vec<u8>);
+/// Fields of a span, pre-rendered once as `,"key":value` so events never re-format them, with
+/// where each one lies (a field recorded again later is appended, and the later one wins).
+struct SpanFields {
+    bytes: Vec<u8>,
+    entries: Vec<FieldEntry>,
+}
+
+/// Most distinct field names one line tracks for writing each key once; past it (a line with
+/// more fields than any real one), later duplicates are written rather than looked for.
+const MAX_LINE_NAMES: usize = 64;
+
+/// The names already written on a line, without allocating.
+struct SeenNames {
+    names: [&'static str; MAX_LINE_NAMES],
+    len: usize,
+}
+
+impl SeenNames {
+    fn new() -> Self {
+        Self {
+            names: [""; MAX_LINE_NAMES],
+            len: 0,
+        }
+    }
+
+    /// True when `name` is new (and now remembered) or cannot be tracked any more.
+    fn first(&mut self, name: &'static str) -> bool {
+        if self.names[..self.len].contains(&name) {
+            return false;
+        }
+        if self.len < MAX_LINE_NAMES {
+            self.names[self.len] = name;
+            self.len += 1;
+        }
+        true
+    }
+}
 
 /// Writes every event as one JSON line.
 ///
@@ -121,6 +156,7 @@ struct Buffers {
     fields: Vec<u8>,
     message: Vec<u8>,
     scratch: String,
+    names: Vec<FieldEntry>,
 }
 
 thread_local! {
@@ -129,6 +165,7 @@ thread_local! {
         fields: Vec::with_capacity(256),
         message: Vec::with_capacity(128),
         scratch: String::new(),
+        names: Vec::with_capacity(32),
     });
 }
 
@@ -180,16 +217,19 @@ impl JsonLayer {
             fields,
             message,
             scratch,
+            names,
         } = b;
         line.clear();
         fields.clear();
         message.clear();
+        names.clear();
         let mut visitor = FieldWriter {
             fields,
             message: Some(message),
             redactor: &self.redactor,
             scratch,
             fatal: false,
+            names,
         };
         event.record(&mut visitor);
         let fatal = visitor.fatal;
@@ -233,9 +273,34 @@ impl JsonLayer {
                 push_hex(line, &ids.span_id);
                 line.push(b'"');
             }
-            for span in chain[..depth].iter().rev().flatten() {
+            // Each key once per line: the event's own fields win over any span's, an inner
+            // span's over an outer one's, and a span's later record over its earlier one. The
+            // survivors are found innermost first, then written outermost first.
+            let mut seen = SeenNames::new();
+            for entry in names.iter() {
+                seen.first(entry.name);
+            }
+            let mut keep = [0u64; MAX_SPAN_DEPTH];
+            for (d, span) in chain[..depth].iter().enumerate() {
+                let Some(span) = span else { continue };
                 if let Some(f) = span.extensions().get::<SpanFields>() {
-                    line.extend_from_slice(&f.0);
+                    // Past 64 fields in one span, the rest are written as they are.
+                    for (k, entry) in f.entries.iter().enumerate().take(64).rev() {
+                        if seen.first(entry.name) {
+                            keep[d] |= 1 << k;
+                        }
+                    }
+                }
+            }
+            for d in (0..depth).rev() {
+                let Some(span) = &chain[d] else { continue };
+                if let Some(f) = span.extensions().get::<SpanFields>() {
+                    for (k, entry) in f.entries.iter().enumerate() {
+                        if k >= 64 || keep[d] & (1 << k) != 0 {
+                            let range = entry.start as usize..entry.end as usize;
+                            line.extend_from_slice(f.bytes.get(range).unwrap_or_default());
+                        }
+                    }
                 }
             }
         }
@@ -275,29 +340,32 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = Vec::new();
+        let mut bytes = Vec::new();
+        let mut entries = Vec::new();
         let mut scratch = String::new();
         attrs.record(&mut FieldWriter {
-            fields: &mut fields,
+            fields: &mut bytes,
             message: None,
             redactor: &self.redactor,
             scratch: &mut scratch,
             fatal: false,
+            names: &mut entries,
         });
-        span.extensions_mut().insert(SpanFields(fields));
+        span.extensions_mut().insert(SpanFields { bytes, entries });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
+        if let Some(SpanFields { bytes, entries }) = extensions.get_mut::<SpanFields>() {
             let mut scratch = String::new();
             values.record(&mut FieldWriter {
-                fields,
+                fields: bytes,
                 message: None,
                 redactor: &self.redactor,
                 scratch: &mut scratch,
                 fatal: false,
+                names: entries,
             });
         }
     }
@@ -448,6 +516,14 @@ mod tests {
     }
 
     fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        capture_text(f)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// The lines as written: a JSON parser would hide a repeated key by keeping one of them.
+    fn capture_text(f: impl FnOnce()) -> String {
         let out = Capture::default();
         let config = LogConfig {
             sink: Sink::Writer(Box::new(out.clone())),
@@ -458,10 +534,52 @@ mod tests {
             tracing_subscriber::registry().with(layer.with_filter(parse_filter("debug").unwrap()));
         tracing::subscriber::with_default(subscriber, f);
         assert!(guard.flush(Duration::from_secs(5)));
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn each_key_appears_once_and_the_innermost_value_wins() {
+        let text = capture_text(|| {
+            let request = tracing::info_span!(
+                "HTTP",
+                otel.kind = "server",
+                http.route = "/api/orders",
+                status = tracing::field::Empty
+            );
+            let _request = request.enter();
+            request.record("status", 200);
+            request.record("status", 201);
+            let order = tracing::info_span!("order", otel.kind = "internal", symbol = "EURUSD");
+            let _order = order.enter();
+            tracing::info!(symbol = "GBPUSD", "placed");
+        });
+        let line = text.lines().next().unwrap();
+        for key in ["otel.kind", "http.route", "status", "symbol"] {
+            assert_eq!(
+                line.matches(&format!("\"{key}\":")).count(),
+                1,
+                "{key} once: {line}"
+            );
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["otel.kind"], "internal", "the inner span wins: {line}");
+        assert_eq!(v["symbol"], "GBPUSD", "the event wins: {line}");
+        assert_eq!(v["status"], 201, "a span's later record wins: {line}");
+        assert_eq!(v["http.route"], "/api/orders");
+    }
+
+    #[test]
+    fn empty_values_are_left_out() {
+        let lines = capture(|| {
+            let span = tracing::info_span!("HTTP", traceparent = "", route = "/health");
+            let _entered = span.enter();
+            tracing::info!(lp = "", order_id = "o-1", "");
+        });
+        assert!(lines[0].get("traceparent").is_none(), "{}", lines[0]);
+        assert!(lines[0].get("lp").is_none(), "{}", lines[0]);
+        assert_eq!(lines[0]["order_id"], "o-1");
+        assert_eq!(lines[0]["message"], "", "the message key is always there");
     }
 
     #[test]
