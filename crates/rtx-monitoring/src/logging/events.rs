@@ -31,12 +31,16 @@ pub struct OrderExecution<'a> {
 }
 
 /// Logs an order's outcome: INFO when filled or pending, WARN when rejected, ERROR on error.
+/// An ERROR line names the caller's file and line, not this helper's.
+#[track_caller]
 pub fn order_execution(o: &OrderExecution<'_>) {
+    let caller = std::panic::Location::caller();
     let latency_us = o.latency.as_micros() as u64;
     let reason = o.reason.unwrap_or("");
     macro_rules! emit {
-        ($level:ident) => {
+        ($level:ident $(, $($location:tt)+)?) => {
             tracing::$level!(
+                $($($location)+,)?
                 event = "order_execution",
                 order_id = o.order_id,
                 account_id = o.account_id,
@@ -54,7 +58,7 @@ pub fn order_execution(o: &OrderExecution<'_>) {
         };
     }
     match o.status {
-        "error" => emit!(error),
+        "error" => emit!(error, file = caller.file(), line = caller.line()),
         "rejected" => emit!(warn),
         _ => emit!(info),
     }

@@ -305,7 +305,9 @@ impl JsonLayer {
             }
         }
         line.extend_from_slice(fields);
-        if matches!(level, LogLevel::Error | LogLevel::Fatal) {
+        // A helper that logs for its caller gives the caller's `file` and `line` as fields.
+        let located = names.iter().any(|e| e.name == "file");
+        if matches!(level, LogLevel::Error | LogLevel::Fatal) && !located {
             line.extend_from_slice(b",\"file\":");
             write_json_str(line, meta.file().unwrap_or("unknown"));
             line.extend_from_slice(b",\"line\":");
@@ -567,6 +569,32 @@ mod tests {
         assert_eq!(v["symbol"], "GBPUSD", "the event wins: {line}");
         assert_eq!(v["status"], 201, "a span's later record wins: {line}");
         assert_eq!(v["http.route"], "/api/orders");
+    }
+
+    #[test]
+    fn an_error_logged_through_a_helper_names_the_callers_file_and_line() {
+        let mut call_line = 0;
+        let text = capture_text(|| {
+            call_line = line!() + 1;
+            events::order_execution(&events::OrderExecution {
+                order_id: "o-1",
+                account_id: "demo-1",
+                symbol: "EURUSD",
+                side: "buy",
+                order_type: "market",
+                volume: 0.1,
+                status: "error",
+                route: "ABOOK",
+                reason: Some("lp_timeout"),
+                latency: Duration::from_millis(3),
+            });
+        });
+        let line = text.lines().next().unwrap();
+        assert_eq!(line.matches("\"file\":").count(), 1, "{line}");
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["level"], "ERROR");
+        assert_eq!(v["file"], file!(), "{line}");
+        assert_eq!(v["line"], call_line, "{line}");
     }
 
     #[test]
