@@ -58,6 +58,55 @@ pub struct OtlpExporter {
     wake: tokio::sync::Notify,
     exported: Counter,
     dropped: Counter,
+    failures: Mutex<FailureLog>,
+}
+
+/// How often a failing export is logged: a dead collector must be visible in the logs, without
+/// a line per batch.
+pub const EXPORT_WARN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Rate-limits the WARN lines of failed exports, counting what it did not log.
+#[derive(Debug, Default)]
+struct FailureLog {
+    last_logged: Option<std::time::Instant>,
+    unlogged_batches: u64,
+    unlogged_spans: u64,
+}
+
+impl FailureLog {
+    /// Counts a failed batch; returns the batches and spans to report (this one included) when a
+    /// line is due, and `None` while the last one is less than `EXPORT_WARN_INTERVAL` old.
+    fn failed(&mut self, spans: u64, now: std::time::Instant) -> Option<(u64, u64)> {
+        self.unlogged_batches += 1;
+        self.unlogged_spans += spans;
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < EXPORT_WARN_INTERVAL)
+        {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some((
+            std::mem::take(&mut self.unlogged_batches),
+            std::mem::take(&mut self.unlogged_spans),
+        ))
+    }
+}
+
+/// The endpoint as it may be logged: without any `user:password@`.
+fn loggable(endpoint: &str) -> &str {
+    match endpoint.split_once("://") {
+        Some((_, rest))
+            if rest
+                .split('/')
+                .next()
+                .is_some_and(|auth| auth.contains('@')) =>
+        {
+            // Credentials are in the URL: log only what follows them.
+            rest.rsplit_once('@').map_or(endpoint, |(_, host)| host)
+        }
+        _ => endpoint,
+    }
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -157,7 +206,28 @@ impl OtlpExporter {
             wake: tokio::sync::Notify::new(),
             exported,
             dropped,
+            failures: Mutex::new(FailureLog::default()),
         })
+    }
+
+    /// Counts a failed batch as dropped, and logs a WARN naming the endpoint and the error at
+    /// most once per [`EXPORT_WARN_INTERVAL`].
+    fn export_failed(&self, spans: u64, error: &dyn std::fmt::Display) {
+        self.dropped.inc_by(spans);
+        let due = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed(spans, std::time::Instant::now());
+        if let Some((batches, dropped)) = due {
+            tracing::warn!(
+                endpoint = loggable(&self.config.endpoint),
+                error = %error,
+                failed_batches = batches,
+                dropped_spans = dropped,
+                "span export to the OTLP collector failed; spans are dropped (counted in rtx_spans_dropped_total)"
+            );
+        }
     }
 
     fn take_batch(&self) -> Vec<FinishedSpan> {
@@ -212,18 +282,9 @@ impl OtlpExporter {
             .await;
         match result {
             Ok(r) if r.status().is_success() => self.exported.inc_by(n),
-            Ok(r) => {
-                self.dropped.inc_by(n);
-                tracing::debug!(
-                    status = r.status().as_u16(),
-                    spans = n,
-                    "the collector refused spans"
-                );
-            }
-            Err(e) => {
-                self.dropped.inc_by(n);
-                tracing::debug!(error = %e, spans = n, "span export failed");
-            }
+            Ok(r) => self.export_failed(n, &format_args!("the collector answered {}", r.status())),
+            // The URL is logged once, without credentials, as `endpoint`.
+            Err(e) => self.export_failed(n, &e.without_url()),
         }
     }
 
@@ -285,6 +346,31 @@ impl OtlpExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_exports_are_logged_at_most_once_per_interval_with_what_was_not() {
+        let mut log = FailureLog::default();
+        let start = std::time::Instant::now();
+        assert_eq!(
+            log.failed(10, start),
+            Some((1, 10)),
+            "the first failure is logged"
+        );
+        assert_eq!(log.failed(5, start + Duration::from_secs(1)), None);
+        assert_eq!(log.failed(7, start + Duration::from_secs(29)), None);
+        assert_eq!(
+            log.failed(1, start + EXPORT_WARN_INTERVAL),
+            Some((3, 13)),
+            "the next line counts the batches and spans since the last"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_is_logged_without_credentials() {
+        assert_eq!(loggable("http://127.0.0.1:4318"), "http://127.0.0.1:4318");
+        assert_eq!(loggable("https://user:s3cret@otel:4318/x"), "otel:4318/x");
+        assert!(!loggable("https://user:s3cret@otel:4318").contains("s3cret"));
+    }
 
     fn span(name: &str) -> FinishedSpan {
         FinishedSpan {
