@@ -500,7 +500,10 @@ impl Evaluator {
 
     /// Evaluates every `interval` until `shutdown` flips.
     pub async fn run(self, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(interval);
+        // The first evaluation waits one interval: at start, sessions are still connecting and
+        // gauges still at their initial zero, and an evaluation then would show LPs as
+        // disconnected (pending, until the next one) while readiness already says connected.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -564,6 +567,31 @@ mod tests {
             .filter(|a| a.state == AlertState::Firing)
             .map(|a| (a.name.to_owned(), a.labels.clone()))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn nothing_is_reported_from_the_moment_of_start_before_the_first_interval() {
+        let (m, e) = setup(vec![rule("LPDisconnected")]);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(e.clone().run(Duration::from_millis(300), stopped));
+        // The LPs connect shortly after start, as the engine's sessions do.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            e.to_json()["active"].as_array().is_none_or(Vec::is_empty),
+            "evaluated at the moment of start: {}",
+            e.to_json()
+        );
+        for lp in m.lp_ids() {
+            m.lp.set_connected(lp, true);
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            e.to_json()["active"].as_array().is_none_or(Vec::is_empty),
+            "an LP connected since shortly after start was reported: {}",
+            e.to_json()
+        );
+        let _ = stop.send(true);
+        task.await.unwrap();
     }
 
     #[test]
