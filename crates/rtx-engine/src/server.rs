@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rtx_monitoring::catalogue::{BuildInfo, CatalogueConfig, LpSpec, OrderType, TradingMetrics};
 use rtx_monitoring::health::{
-    CheckSpec, Health, MemoryCheck, Outcome, Probe, Status, TaskCheck, UptimeCheck,
+    CheckResult, CheckSpec, Health, MemoryCheck, Probe, Status, TaskCheck, UptimeCheck,
 };
 use rtx_monitoring::http::{HealthEndpoint, MetricsEndpoint};
 use rtx_monitoring::logging::LogConfig;
@@ -257,13 +257,13 @@ fn register_checks(
                     } else {
                         Status::Healthy
                     };
-                    Outcome::new(
+                    CheckResult::new(
                         status,
                         format!("ping answered in {took:?} (degraded above {slow:?})"),
                     )
                     .with_value(took.as_secs_f64(), "seconds")
                 }
-                Err(e) => Outcome::new(Status::Unhealthy, format!("ping failed: {e}")),
+                Err(e) => CheckResult::new(Status::Unhealthy, format!("ping failed: {e}")),
             }
         }
     });
@@ -293,7 +293,7 @@ fn register_checks(
                     down.join(", ")
                 )
             };
-            Outcome::new(status, message).with_value(connected as f64, "connections")
+            CheckResult::new(status, message).with_value(connected as f64, "connections")
         }
     });
     health

@@ -83,8 +83,8 @@ pub use trace::{OtlpConfig, OtlpExporter};
 // Health checks and their verdicts.
 #[cfg(feature = "tokio-runtime")]
 pub use health::{
-    Check, CheckReport, CheckSpec, Health, HealthReport, MemoryCheck, Outcome as CheckOutcome,
-    Probe, Status as HealthStatus, TaskCheck, UptimeCheck,
+    Check, CheckReport, CheckResult, CheckSpec, Health, HealthReport, MemoryCheck, Probe,
+    Status as HealthStatus, TaskCheck, UptimeCheck,
 };
 
 // Alerts: rules, evaluation and notification.

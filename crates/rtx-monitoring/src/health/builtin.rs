@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{Check, CheckFuture, Outcome, Status};
+use super::{Check, CheckFuture, CheckResult, Status};
 use crate::metrics::ProcessSample;
 
 /// Resident memory against two thresholds, in bytes.
@@ -28,14 +28,14 @@ impl Check for MemoryCheck {
     fn run(&self) -> CheckFuture<'_> {
         Box::pin(async move {
             match ProcessSample::read() {
-                Some(s) => Outcome::graded(
+                Some(s) => CheckResult::graded(
                     s.resident_bytes,
                     self.warn_bytes,
                     self.critical_bytes,
                     "bytes",
                     "resident memory",
                 ),
-                None => Outcome::new(
+                None => CheckResult::new(
                     Status::Degraded,
                     "resident memory cannot be read on this platform",
                 ),
@@ -74,7 +74,7 @@ impl Check for TaskCheck {
     fn run(&self) -> CheckFuture<'_> {
         Box::pin(async move {
             let alive = self.handle.metrics().num_alive_tasks() as f64;
-            Outcome::graded(alive, self.warn, self.critical, "tasks", "live")
+            CheckResult::graded(alive, self.warn, self.critical, "tasks", "live")
         })
     }
 }
@@ -90,7 +90,7 @@ impl Check for UptimeCheck {
     fn run(&self) -> CheckFuture<'_> {
         Box::pin(async move {
             let seconds = self.started.elapsed().as_secs_f64();
-            Outcome::new(Status::Healthy, format!("up for {seconds:.0} s"))
+            CheckResult::new(Status::Healthy, format!("up for {seconds:.0} s"))
                 .with_value(seconds, "seconds")
         })
     }

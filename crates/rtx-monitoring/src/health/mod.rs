@@ -62,7 +62,7 @@ impl Status {
 
 /// What one run of a check found.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
+pub struct CheckResult {
     /// The verdict.
     pub status: Status,
     /// A sentence for the operator.
@@ -73,7 +73,7 @@ pub struct Outcome {
     pub unit: Option<&'static str>,
 }
 
-impl Outcome {
+impl CheckResult {
     /// A verdict with a message and no measurement.
     pub fn new(status: Status, message: impl Into<String>) -> Self {
         Self {
@@ -109,7 +109,7 @@ impl Outcome {
 }
 
 /// The future a check returns.
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;
 
 /// A health check. Implement it, or pass a closure to [`Health::add_fn`].
 pub trait Check: Send + Sync + 'static {
@@ -175,7 +175,7 @@ struct Registered {
 /// The latest run of one check.
 #[derive(Clone, Debug)]
 pub(crate) struct LastRun {
-    pub(crate) outcome: Outcome,
+    pub(crate) outcome: CheckResult,
     pub(crate) finished_unix: f64,
     pub(crate) took: Duration,
 }
@@ -250,22 +250,22 @@ impl Health {
     /// Adds a check from an async closure:
     ///
     /// ```
-    /// # use rtx_monitoring::health::{Health, CheckSpec, Probe, Outcome, Status};
+    /// # use rtx_monitoring::health::{Health, CheckSpec, Probe, CheckResult, Status};
     /// let health = Health::new("1.0.0", None);
     /// health.add_fn(CheckSpec::new("cache", Probe::Readiness), || async {
-    ///     Outcome::new(Status::Healthy, "cache answers")
+    ///     CheckResult::new(Status::Healthy, "cache answers")
     /// });
     /// ```
     pub fn add_fn<F, Fut>(&self, spec: CheckSpec, f: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
+        Fut: Future<Output = CheckResult> + Send + 'static,
     {
         struct FnCheck<F>(F);
         impl<F, Fut> Check for FnCheck<F>
         where
             F: Fn() -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = Outcome> + Send + 'static,
+            Fut: Future<Output = CheckResult> + Send + 'static,
         {
             fn run(&self) -> CheckFuture<'_> {
                 Box::pin((self.0)())
@@ -329,7 +329,7 @@ impl Health {
         let started = Instant::now();
         let outcome = match tokio::time::timeout(c.spec.timeout, c.check.run()).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::new(
+            Err(_) => CheckResult::new(
                 Status::Unhealthy,
                 format!("timed out after {:?}", c.spec.timeout),
             ),
@@ -457,7 +457,7 @@ mod tests {
             },
         );
         health.add_fn(CheckSpec::new("db", Probe::Readiness), || async {
-            Outcome::new(Status::Healthy, "ok")
+            CheckResult::new(Status::Healthy, "ok")
         });
         let _tasks = health.start().await;
         let live = health.liveness();
@@ -491,7 +491,7 @@ mod tests {
                     most_at_once.fetch_max(now, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     running.fetch_sub(1, Ordering::SeqCst);
-                    Outcome::new(Status::Healthy, "ok")
+                    CheckResult::new(Status::Healthy, "ok")
                 }
             });
         }
@@ -514,7 +514,7 @@ mod tests {
     async fn readiness_fails_until_ready_and_again_while_draining() {
         let health = Health::new("t", None);
         health.add_fn(CheckSpec::new("lps", Probe::Readiness), || async {
-            Outcome::new(Status::Degraded, "1 of 3 down")
+            CheckResult::new(Status::Degraded, "1 of 3 down")
         });
         let _tasks = health.start().await;
         assert_eq!(health.readiness().status, Status::Unhealthy);
@@ -539,15 +539,15 @@ mod tests {
     #[test]
     fn grading_uses_both_thresholds() {
         assert_eq!(
-            Outcome::graded(5.0, 10.0, 20.0, "tasks", "live").status,
+            CheckResult::graded(5.0, 10.0, 20.0, "tasks", "live").status,
             Status::Healthy
         );
         assert_eq!(
-            Outcome::graded(15.0, 10.0, 20.0, "tasks", "live").status,
+            CheckResult::graded(15.0, 10.0, 20.0, "tasks", "live").status,
             Status::Degraded
         );
         assert_eq!(
-            Outcome::graded(25.0, 10.0, 20.0, "tasks", "live").status,
+            CheckResult::graded(25.0, 10.0, 20.0, "tasks", "live").status,
             Status::Unhealthy
         );
     }
