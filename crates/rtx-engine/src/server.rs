@@ -332,7 +332,6 @@ pub async fn serve(config: Config, logging: LogConfig) -> Result<(), ServeError>
     let spans = rtx_monitoring::trace::SpanLayer::new(config.trace_sample_ratio, sink);
     let log_guard =
         rtx_monitoring::logging::try_init_with(logging, Some(metrics.monitoring.clone()), spans)?;
-    rtx_monitoring::metrics::set_exemplar_source(rtx_monitoring::trace::current_sampled_ids);
     let exporter_task = exporter.map(|e| {
         tracing::info!(
             endpoint = config.otlp_endpoint.as_deref().unwrap_or(""),

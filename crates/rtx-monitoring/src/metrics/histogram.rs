@@ -46,8 +46,9 @@ const _: () = assert!(EXEMPLAR_LABEL_CHARS <= 128);
 static EXEMPLAR_SOURCE: OnceLock<fn() -> Option<TraceIds>> = OnceLock::new();
 
 /// Installs the function that tells which sampled span, if any, the current thread is in.
-/// Histograms built with exemplars ask it on every observation; the tracing module installs it.
-/// The first source installed stays: returns false if one was already set.
+/// Histograms built with exemplars ask it on every observation. Creating the tracing module's
+/// `SpanLayer` installs it; call this only to take exemplars from another tracer. The first
+/// source installed stays: returns false if one was already set.
 pub fn set_exemplar_source(source: fn() -> Option<TraceIds>) -> bool {
     EXEMPLAR_SOURCE.set(source).is_ok()
 }

@@ -138,7 +138,13 @@ impl std::fmt::Debug for SpanLayer {
 impl SpanLayer {
     /// A layer sampling root traces at `ratio` (0.0–1.0) and handing sampled spans to `sink`
     /// (`None`: ids are still assigned, for logs and exemplars, but nothing is exported).
+    ///
+    /// It also makes the sampled span the exemplar source of every histogram built
+    /// `with_exemplars()`: observations inside a sampled span carry its ids with no further
+    /// set-up (an exemplar source installed earlier with
+    /// [`set_exemplar_source`](crate::metrics::set_exemplar_source) is kept).
     pub fn new(ratio: f64, sink: Option<Arc<dyn SpanSink>>) -> Self {
+        crate::metrics::set_exemplar_source(current_sampled_ids);
         let ratio = ratio.clamp(0.0, 1.0);
         let threshold = if ratio >= 1.0 {
             u64::MAX
