@@ -1,5 +1,5 @@
-//! A minimal service instrumented with rtx-monitoring, the way the seed's integration example
-//! wires its Go backend: metrics, JSON logs, health probes and the API layer on one axum app.
+//! A minimal service instrumented with rtx-monitoring: metrics, JSON logs, health probes and the
+//! API layer on one axum app.
 //!
 //! Run: `cargo run -p rtx-monitoring --example minimal_service`, then
 //! `curl localhost:8080/metrics`, `curl localhost:8080/health`, `curl -XPOST localhost:8080/orders`.
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _checks = health.start().await;
     health.set_ready();
 
-    // An order handler that records its execution, as RecordOrderExecution does in the seed.
+    // An order handler that records its execution: outcome, latency, route and volume.
     let order_metrics = metrics.clone();
     let place_order = move || {
         let metrics = order_metrics.clone();

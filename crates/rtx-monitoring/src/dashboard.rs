@@ -79,7 +79,8 @@ fn quantile(q: f64, metric: &str, by: &str) -> String {
     )
 }
 
-/// The rows the seed lists, plus SLO and alerts.
+/// The rows: order execution, system health, LP connectivity, positions, accounts, SLO and
+/// alerts.
 pub fn default_rows() -> Vec<Row> {
     let latency = "rtx_order_execution_latency_seconds";
     vec![

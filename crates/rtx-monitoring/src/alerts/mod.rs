@@ -1,5 +1,6 @@
-//! Alerts: the default rules (SPEC §4's 15 and the connection-limit warning) defined once in Rust, evaluated in process (pending, `for`,
-//! firing, resolved, as Prometheus does), sent to Alertmanager, and rendered as the Prometheus
+//! Alerts: the default rules (trading, LP, API, system, risk, and the connection-limit warning)
+//! defined once in Rust, evaluated in process (pending, `for`, firing, resolved, as Prometheus
+//! does), sent to Alertmanager, and rendered as the Prometheus
 //! rule file with its `promtool` unit tests.
 //!
 //! Owns rule definitions, evaluation state and notification. It reads metrics only through the

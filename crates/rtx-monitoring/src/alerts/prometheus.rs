@@ -78,7 +78,7 @@ pub fn expr(rule: &AlertRule) -> String {
     }
 }
 
-/// An SLO of the seed's table.
+/// An SLO whose error budget the burn-rate alerts watch.
 #[derive(Clone, Copy, Debug)]
 pub struct Slo {
     /// `slo` label and recording-rule suffix.

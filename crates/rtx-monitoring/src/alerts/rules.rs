@@ -1,5 +1,6 @@
-//! The default alert rules (the 15 of SPEC §4 and the connection-limit warning), each defined once: the in-process evaluator reads the
-//! signal from the registry, and the Prometheus renderer turns the same definition into PromQL.
+//! The default alert rules (trading, LP, API, system, risk, and the connection-limit warning),
+//! each defined once: the in-process evaluator reads the signal from the registry, and the
+//! Prometheus renderer turns the same definition into PromQL.
 
 use std::time::Duration;
 
@@ -170,7 +171,7 @@ impl Default for RiskLimits {
     }
 }
 
-/// The default rules (SPEC §4's 15 and `HTTPConnectionLimitReached`), for the default
+/// The default rules (see `docs/RUNBOOKS.md` for each), for the default
 /// [`RiskLimits`].
 pub fn default_rules() -> Vec<AlertRule> {
     default_rules_for(&RiskLimits::default())

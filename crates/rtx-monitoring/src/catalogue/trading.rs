@@ -118,7 +118,7 @@ impl OrderMetrics {
         Ok(metrics)
     }
 
-    /// Records an order's final outcome and latency (the seed's `RecordOrderExecution`); also
+    /// Records an order's final outcome and latency; also
     /// counts it against the latency SLO.
     #[inline]
     pub fn record_execution(
@@ -332,7 +332,7 @@ impl LpMetrics {
         })
     }
 
-    /// Sets whether the LP is connected (the seed's `SetLPConnected`); a drop from connected
+    /// Sets whether the LP is connected; a drop from connected
     /// counts a disconnect.
     pub fn set_connected(&self, lp: LpId, connected: bool) {
         let Some(gauge) = self.connected.get(lp.index()) else {
@@ -344,7 +344,7 @@ impl LpMetrics {
         gauge.set_bool(connected);
     }
 
-    /// Records an LP round trip (the seed's `RecordLPLatency`).
+    /// Records an LP round trip.
     #[inline]
     pub fn record_latency(&self, lp: LpId, operation: LpOperation, latency: Duration) {
         self.latency
@@ -352,7 +352,7 @@ impl LpMetrics {
             .observe_duration(latency);
     }
 
-    /// Counts a quote and updates the spread and the last-quote time (the seed's `RecordLPQuote`).
+    /// Counts a quote and updates the spread and the last-quote time.
     #[inline]
     pub fn record_quote(&self, lp: LpId, symbol: SymbolId, spread_pips: f64, unix_seconds: f64) {
         self.quotes.get([lp.index(), symbol.index()]).inc();

@@ -75,7 +75,7 @@ impl HealthReport {
         }
     }
 
-    /// The engine's own JSON (SPEC §5).
+    /// The engine's own JSON (`docs/HEALTH.md`).
     pub fn to_json(&self) -> serde_json::Value {
         let checks: serde_json::Map<String, serde_json::Value> = self
             .checks

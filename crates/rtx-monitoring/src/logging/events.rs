@@ -1,4 +1,4 @@
-//! Helpers for the event kinds with their own `event` field (SPEC §6): `order_execution`,
+//! Helpers for the event kinds with their own `event` field (`docs/LOGGING.md`): `order_execution`,
 //! `trade`, `performance`, `security`. Each is an ordinary `tracing` event, so filters,
 //! redaction and trace ids apply as to any other.
 

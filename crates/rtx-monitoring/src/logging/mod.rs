@@ -1,5 +1,5 @@
 //! Structured logging: the `tracing` macros stay the API; [`JsonLayer`] writes one flat JSON
-//! object per line (SPEC §6), redacts secrets and personal data before anything is written,
+//! object per line (`docs/LOGGING.md`), redacts secrets and personal data before anything is written,
 //! and hands the line to a writer that never blocks the calling thread.
 //!
 //! Owns formatting, redaction and the log writer. It must not block a caller on I/O, and it
