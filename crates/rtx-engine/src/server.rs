@@ -49,6 +49,8 @@ pub enum ServeError {
 /// The catalogue settings of this configuration.
 pub fn catalogue_config(config: &Config) -> CatalogueConfig {
     CatalogueConfig {
+        // The reference engine has every part: orders, LPs, WebSocket, database, ...
+        sections: rtx_monitoring::catalogue::Sections::ALL,
         symbols: config.symbols.clone(),
         lps: config
             .lps

@@ -61,8 +61,8 @@ pub use metrics::{
 pub use catalogue::RuntimeSampler;
 pub use catalogue::{
     AccountGauges, AccountMetrics, ApiMetrics, BuildInfo, CatalogueConfig, DbMetrics,
-    DbQueryMetrics, LpMetrics, LpSpec, OrderMetrics, PositionMetrics, RuntimeMetrics, SelfMetrics,
-    SymbolPositions, TradingMetrics, WebSocketMetrics,
+    DbQueryMetrics, LpMetrics, LpSpec, OrderMetrics, PositionMetrics, RuntimeMetrics, Sections,
+    SelfMetrics, SymbolPositions, TradingMetrics, WebSocketMetrics,
 };
 pub use catalogue::{
     ConnectionCloseReason, DbOutcome, HttpMethod, LogLevel, LpErrorKind, LpId, LpOperation,

@@ -207,9 +207,67 @@ pub struct LpSpec {
     pub protocol: String,
 }
 
+/// Which parts of the catalogue a service registers. A part left out gets handles that record
+/// nothing and is never exported, so a service without, say, WebSocket clients or a database
+/// neither pays for nor shows those families; its code can call them all the same. The
+/// monitoring layer's own families (alerts, logs, spans, health checks) are always there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sections {
+    /// Orders, execution latency, volume, rejections, slippage, the latency SLO.
+    pub orders: bool,
+    /// Liquidity-provider sessions.
+    pub lps: bool,
+    /// WebSocket streaming.
+    pub websocket: bool,
+    /// Open positions, P&L and net exposure per symbol.
+    pub positions: bool,
+    /// Account balances and margin.
+    pub accounts: bool,
+    /// HTTP requests and connections.
+    pub api: bool,
+    /// Database queries and pool.
+    pub database: bool,
+    /// Tokio runtime gauges, build info, uptime and the `process_*` families.
+    pub runtime: bool,
+}
+
+impl Sections {
+    /// The whole catalogue: what the reference engine registers.
+    pub const ALL: Self = Self {
+        orders: true,
+        lps: true,
+        websocket: true,
+        positions: true,
+        accounts: true,
+        api: true,
+        database: true,
+        runtime: true,
+    };
+    /// Nothing but the monitoring layer's own families; switch on what you need:
+    /// `Sections { orders: true, api: true, ..Sections::NONE }`.
+    pub const NONE: Self = Self {
+        orders: false,
+        lps: false,
+        websocket: false,
+        positions: false,
+        accounts: false,
+        api: false,
+        database: false,
+        runtime: false,
+    };
+}
+
+impl Default for Sections {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// What the catalogue needs from configuration.
 #[derive(Clone, Debug)]
 pub struct CatalogueConfig {
+    /// Which parts of the catalogue to register (default: all).
+    pub sections: Sections,
     /// Traded symbols.
     pub symbols: Vec<String>,
     /// Liquidity providers.
@@ -231,6 +289,7 @@ pub struct CatalogueConfig {
 impl Default for CatalogueConfig {
     fn default() -> Self {
         Self {
+            sections: Sections::ALL,
             symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
             lps: ["OANDA", "LMAX", "CURRENEX"]
                 .iter()
@@ -291,21 +350,27 @@ impl TradingMetrics {
         let symbols = ConfiguredValues::new(&config.symbols);
         let lps = ConfiguredValues::new(config.lps.iter().map(|l| &l.name));
         let started = Instant::now();
+        // A section left out registers in a disabled registry: same handles, no series.
+        let off = Registry::disabled();
+        let sections = config.sections;
+        let on = |wanted: bool| if wanted { registry } else { &off };
         let metrics = Self {
-            orders: OrderMetrics::new(registry, &symbols, config)?,
-            lp: LpMetrics::new(registry, &symbols, &config.lps)?,
-            websocket: WebSocketMetrics::new(registry)?,
-            positions: PositionMetrics::new(registry, &symbols)?,
-            api: ApiMetrics::new(registry, config)?,
-            db: DbMetrics::new(registry, config)?,
-            accounts: AccountMetrics::new(registry, config)?,
-            runtime: RuntimeMetrics::new(registry, &config.build, started)?,
+            orders: OrderMetrics::new(on(sections.orders), &symbols, config)?,
+            lp: LpMetrics::new(on(sections.lps), &symbols, &config.lps)?,
+            websocket: WebSocketMetrics::new(on(sections.websocket))?,
+            positions: PositionMetrics::new(on(sections.positions), &symbols)?,
+            api: ApiMetrics::new(on(sections.api), config)?,
+            db: DbMetrics::new(on(sections.database), config)?,
+            accounts: AccountMetrics::new(on(sections.accounts), config)?,
+            runtime: RuntimeMetrics::new(on(sections.runtime), &config.build, started)?,
             monitoring: SelfMetrics::new(registry, config)?,
             registry: registry.clone(),
             symbols,
             lps,
         };
-        register_process_collector(registry)?;
+        if sections.runtime {
+            register_process_collector(registry)?;
+        }
         Ok(metrics)
     }
 
@@ -393,4 +458,51 @@ pub(crate) fn spec_counter(name: &str, help: &str, labels: &[&'static str]) -> M
 
 pub(crate) fn spec_gauge(name: &str, help: &str, labels: &[&'static str]) -> MetricSpec {
     MetricSpec::gauge(name, help).with_labels(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Format;
+
+    #[test]
+    fn a_service_exports_only_the_sections_it_chose_and_may_still_call_the_others() {
+        let registry = Registry::new();
+        let config = CatalogueConfig {
+            sections: Sections {
+                orders: true,
+                api: true,
+                ..Sections::NONE
+            },
+            ..CatalogueConfig::default()
+        };
+        let metrics = TradingMetrics::new(&registry, &config).unwrap();
+        let lp = metrics.lp("LMAX").unwrap();
+        // Calls into sections left out record nothing and fail nothing.
+        metrics.lp.set_connected(lp, true);
+        metrics.websocket.record_sent(WsChannel::Quotes);
+        metrics
+            .db
+            .query("select", "orders")
+            .record(Duration::from_millis(1), DbOutcome::Success);
+        let text = registry.encode_to_string(Format::PrometheusText);
+        for kept in [
+            "rtx_orders_total",
+            "rtx_http_requests_total",
+            "rtx_log_events_total",
+        ] {
+            assert!(text.contains(&format!("# TYPE {kept} ")), "{kept} missing");
+        }
+        for left_out in [
+            "rtx_lp_connected",
+            "rtx_websocket_messages_sent_total",
+            "rtx_db_queries_total",
+            "rtx_account_balance",
+            "rtx_positions_open",
+            "rtx_runtime_workers",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(!text.contains(left_out), "{left_out} is exported");
+        }
+    }
 }
