@@ -2,24 +2,30 @@
 //! error body and is never an order.
 
 mod admin;
+mod error;
+mod extract;
 mod limits;
+mod openapi;
 mod orders;
 mod ws;
 
+pub use error::{ApiError, ErrorBody};
 pub use limits::{BodyDeadline, WebSocketClients};
+pub use openapi::ApiDoc;
 
 use std::sync::{Arc, Mutex};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router as AxumRouter};
+use axum::http::{header, HeaderName};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::routing::get;
+use axum::Router as AxumRouter;
 use bytes::Bytes;
 use rtx_monitoring::catalogue::TradingMetrics;
 use rtx_monitoring::http::track_requests;
-use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::trading::Router;
 
@@ -47,71 +53,9 @@ pub struct ApiLimits {
     pub max_websocket_clients: usize,
 }
 
-/// The SPEC error body: `{"error": {"code", "message", "field"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    field: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-}
-
-impl ApiError {
-    pub(crate) fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-        field: Option<&'static str>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field,
-        }
-    }
-
-    fn bad_request(
-        code: &'static str,
-        message: impl Into<String>,
-        field: Option<&'static str>,
-    ) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message, field)
-    }
-
-    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message, None)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-                field: self.field,
-            },
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
-
-/// Builds the application: API, WebSocket, admin, and the monitoring `endpoints` (`/metrics`,
-/// `/health`, `/ready`), all measured by the API metrics layer, within `limits`.
+/// Builds the application: API, WebSocket, admin, the monitoring `endpoints` (`/metrics`,
+/// `/health`, `/ready`, `/alerts`) and the OpenAPI document that describes them all, measured by
+/// the API metrics layer, within `limits`. Every error answer carries the error body.
 pub fn app(
     router: Arc<Router>,
     metrics: TradingMetrics,
@@ -119,6 +63,14 @@ pub fn app(
     admin_token: Option<&str>,
     limits: ApiLimits,
 ) -> AxumRouter {
+    let (api, document) = api_router(limits.body_timeout, &metrics);
+    let symbols: Vec<&str> = router
+        .market()
+        .instruments()
+        .iter()
+        .map(|i| &*i.name)
+        .collect();
+    let document = serve_document(document, &symbols);
     let state = AppState {
         router,
         metrics: metrics.clone(),
@@ -129,48 +81,67 @@ pub fn app(
         websocket_clients: WebSocketClients::new(limits.max_websocket_clients),
     };
     let measured = from_fn_with_state(metrics.api.clone(), track_requests);
-    let body_deadline = from_fn_with_state(
-        BodyDeadline {
-            timeout: limits.body_timeout,
-            metrics: metrics.api.clone(),
-        },
-        limits::cut_slow_bodies,
-    );
-    AxumRouter::new()
-        // Only the handlers that read a body wait for one: the others never pay for the timer.
-        .route(
-            "/api/orders",
-            post(orders::create)
-                .route_layer(body_deadline.clone())
-                .get(orders::list),
-        )
-        .route("/api/orders/{id}", get(orders::get_one))
-        .route("/api/positions", get(orders::positions))
-        .route("/api/accounts/{id}", get(orders::account))
-        .route("/ws/quotes", get(ws::quotes))
-        .route("/admin/lps/{lp}/{action}", post(admin::lp_action))
-        .route(
-            "/admin/lps/{lp}/sequence-gap",
-            post(admin::sequence_gap).route_layer(body_deadline.clone()),
-        )
-        .route(
-            "/admin/symbols/{symbol}/price",
-            post(admin::move_price).route_layer(body_deadline),
-        )
-        .with_state(state)
+    api.with_state(state)
+        .route(openapi::PATH, get(move || async move { document }))
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(measured.clone())
         .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
+        .layer(map_response(error::json_errors))
+}
+
+/// The API and admin routes and the document their annotations make, from one list.
+fn api_router(
+    body_timeout: std::time::Duration,
+    metrics: &TradingMetrics,
+) -> (AxumRouter<AppState>, utoipa::openapi::OpenApi) {
+    let body_deadline = from_fn_with_state(
+        BodyDeadline {
+            timeout: body_timeout,
+            metrics: metrics.api.clone(),
+        },
+        limits::cut_slow_bodies,
+    );
+    // Only the handlers that read a body wait for one: the others never pay for the timer.
+    let timed = |routes: UtoipaMethodRouter<AppState>| {
+        let layer = body_deadline.clone();
+        routes.map(|method_router| method_router.route_layer(layer))
+    };
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(timed(routes!(orders::create)))
+        .routes(routes!(orders::list))
+        .routes(routes!(orders::get_one))
+        .routes(routes!(orders::positions))
+        .routes(routes!(orders::account))
+        .routes(routes!(ws::quotes))
+        .routes(routes!(admin::lp_action))
+        .routes(timed(routes!(admin::sequence_gap)))
+        .routes(timed(routes!(admin::move_price)))
+        .split_for_parts()
+}
+
+/// The document as served: the configured symbols filled in, rendered once.
+fn serve_document(
+    mut document: utoipa::openapi::OpenApi,
+    symbols: &[&str],
+) -> ([(HeaderName, &'static str); 1], Bytes) {
+    openapi::finish(&mut document, symbols);
+    let mut json = serde_json::to_vec_pretty(&document).unwrap_or_default();
+    json.push(b'\n');
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(json),
+    )
 }
 
 /// The management listener's application: only the monitoring `endpoints`, measured like the
-/// main listener's.
+/// main listener's, with the same error body.
 pub fn management_app(metrics: &TradingMetrics, endpoints: AxumRouter) -> AxumRouter {
     let measured = from_fn_with_state(metrics.api.clone(), track_requests);
     endpoints
         .route_layer(measured.clone())
         .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
+        .layer(map_response(error::json_errors))
 }
 
 async fn not_found() -> ApiError {

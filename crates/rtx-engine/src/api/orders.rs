@@ -3,17 +3,22 @@
 use std::sync::PoisonError;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use rtx_monitoring::catalogue::{OrderType, Side};
+use rtx_monitoring::metrics::LabelValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::{ApiError, AppState};
+use super::extract::{ApiPath, ApiQuery};
+use super::openapi::Symbol;
+use super::{ApiError, AppState, ErrorBody};
 use crate::market::unix_now;
+use crate::store::OrderRecord;
 use crate::trading::accounts::unrealized_usd;
 use crate::trading::{OrderRequest, SubmitError};
 
@@ -38,7 +43,8 @@ fn string_field<'a>(
             format!("`{name}` is required"),
             Some(name),
         )),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Ok(Some(s)),
+        // Characters, not bytes: the limit the document states (`maxLength`) counts characters.
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 64 => Ok(Some(s)),
         Some(Value::String(_)) => Err(ApiError::bad_request(
             "invalid_field",
             format!("`{name}` must be 1 to 64 characters"),
@@ -68,6 +74,186 @@ fn number_field(body: &Map<String, Value>, name: &'static str) -> Result<Option<
             format!("`{name}` must be a number"),
             Some(name),
         )),
+    }
+}
+
+/// Body of `POST /api/orders`: a market order, or a limit or stop order with its price.
+/// [`parse_order`] reads it field by field, to name the field at fault; these types only
+/// describe it.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // A description of what `parse_order` accepts.
+enum NewOrder {
+    /// Filled (or rejected) at once at the best price.
+    Market(MarketOrder),
+    /// Rests until the market reaches its price.
+    Pending(PendingOrder),
+}
+
+/// A market order.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // As NewOrder.
+struct MarketOrder {
+    /// The trading account.
+    #[schema(min_length = 1, max_length = 64, example = "demo-4")]
+    account_id: String,
+    /// What to trade.
+    #[schema(value_type = Symbol)]
+    symbol: String,
+    /// Buy or sell.
+    side: OrderSide,
+    /// `market`, the default.
+    order_type: Option<MarketType>,
+    /// Lots.
+    #[schema(minimum = 0.01, maximum = 1_000_000.0, example = 0.1)]
+    volume: f64,
+    /// The client's own id, echoed back.
+    #[schema(min_length = 1, max_length = 64)]
+    client_order_id: Option<String>,
+}
+
+/// A limit or stop order.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // As NewOrder.
+struct PendingOrder {
+    /// The trading account.
+    #[schema(min_length = 1, max_length = 64, example = "demo-4")]
+    account_id: String,
+    /// What to trade.
+    #[schema(value_type = Symbol)]
+    symbol: String,
+    /// Buy or sell.
+    side: OrderSide,
+    /// `limit` or `stop`.
+    order_type: PendingType,
+    /// Lots.
+    #[schema(minimum = 0.01, maximum = 1_000_000.0, example = 0.1)]
+    volume: f64,
+    /// The limit or stop price.
+    #[schema(exclusive_minimum = 0.0, example = 1.05)]
+    price: f64,
+    /// The client's own id, echoed back.
+    #[schema(min_length = 1, max_length = 64)]
+    client_order_id: Option<String>,
+}
+
+/// An order's side.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // A description of `Side`'s label.
+enum OrderSide {
+    Buy,
+    Sell,
+}
+
+/// The type of a market order.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // As OrderSide.
+enum MarketType {
+    Market,
+}
+
+/// The type of a resting order.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // As OrderSide.
+enum PendingType {
+    Limit,
+    Stop,
+}
+
+/// Any order's type.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = OrderType)]
+#[allow(dead_code)] // As OrderSide.
+enum AnyOrderType {
+    Market,
+    Limit,
+    Stop,
+}
+
+/// Where an order stands.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // A description of `OrderStatus`'s text.
+enum OrderStatus {
+    /// Resting until its price is reached.
+    Pending,
+    /// Executed at `fill_price`.
+    Filled,
+    /// Refused by a risk check or the LP; `reason` says why.
+    Rejected,
+    /// Failed inside the engine; `reason` says why.
+    Error,
+}
+
+/// An order as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Order)]
+pub struct OrderView<'a> {
+    /// Engine id.
+    id: &'a str,
+    /// The client's own id, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_order_id: Option<&'a str>,
+    /// The trading account.
+    account_id: &'a str,
+    /// The symbol.
+    symbol: &'a str,
+    /// Buy or sell.
+    #[schema(value_type = OrderSide)]
+    side: &'static str,
+    /// Market, limit or stop.
+    #[schema(value_type = AnyOrderType)]
+    order_type: &'static str,
+    /// Lots.
+    volume: f64,
+    /// Limit or stop price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    price: Option<f64>,
+    /// Where it stands.
+    #[schema(value_type = OrderStatus)]
+    status: &'static str,
+    /// Why it is not filled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    /// `ABOOK` or `BBOOK`, once routed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    /// Execution price, null until filled.
+    #[schema(required)]
+    fill_price: Option<f64>,
+    /// The LP that filled an A-book order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lp: Option<&'a str>,
+    /// When the order was accepted (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    created_at: &'a str,
+    /// Time from acceptance to the answer, in microseconds.
+    latency_us: u64,
+}
+
+impl<'a> From<&'a OrderRecord> for OrderView<'a> {
+    fn from(o: &'a OrderRecord) -> Self {
+        Self {
+            id: &o.id,
+            client_order_id: o.client_order_id.as_deref(),
+            account_id: &o.account_id,
+            symbol: &o.symbol,
+            side: o.side.as_str(),
+            order_type: o.order_type.as_str(),
+            volume: o.volume,
+            price: o.price,
+            status: o.status.as_str(),
+            reason: o.reason.as_deref(),
+            route: o.route.as_deref(),
+            fill_price: o.fill_price,
+            lp: o.lp.as_deref(),
+            created_at: &o.created_at,
+            latency_us: o.latency_us,
+        }
     }
 }
 
@@ -175,7 +361,23 @@ fn parse_order(state: &AppState, body: &Bytes) -> Result<OrderRequest, ApiError>
     })
 }
 
-/// `POST /api/orders`.
+/// `POST /api/orders`: the order is checked, routed and stored before the answer; one refused
+/// by risk or the LP is still an order, answered 201 with status `rejected`.
+#[utoipa::path(
+    post,
+    path = "/api/orders",
+    operation_id = "create_order",
+    tag = "orders",
+    request_body(content = NewOrder, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Accepted and stored; `status` tells the outcome.", body = OrderView),
+        (status = 400, description = "Not a valid order (`invalid_json`, `invalid_body`, `missing_field`, `invalid_field`, `unknown_symbol`).", body = ErrorBody),
+        (status = 404, description = "No such account (`unknown_account`).", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the request timeout (`request_timeout`); the connection is closed.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB (`payload_too_large`).", body = ErrorBody),
+        (status = 503, description = "Shutting down or the database is unavailable (`shutting_down`, `storage_unavailable`); nothing was stored.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -203,7 +405,7 @@ pub async fn create(
         Err(e) => return e.into_response(),
     };
     match state.router.submit(request).await {
-        Ok(order) => (StatusCode::CREATED, Json(order)).into_response(),
+        Ok(order) => (StatusCode::CREATED, Json(OrderView::from(&order))).into_response(),
         Err(SubmitError::ShuttingDown) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
@@ -228,11 +430,19 @@ pub struct ListQuery {
 }
 
 /// `GET /api/orders`: newest first.
-pub async fn list(
-    State(state): State<AppState>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let limit = match query.ok().and_then(|Query(q)| q.limit) {
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    operation_id = "list_orders",
+    tag = "orders",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "How many orders, newest first (50 when absent).")),
+    responses(
+        (status = 200, description = "The newest orders.", body = Vec<OrderView>),
+        (status = 400, description = "`limit` is not a whole number from 1 to 1000 (`invalid_field`), or the query does not parse (`invalid_query`).", body = ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Response {
+    let limit = match query.limit {
         None => DEFAULT_LIST_LIMIT,
         Some(raw) => match raw.parse::<usize>() {
             Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
@@ -248,8 +458,7 @@ pub async fn list(
     };
     let json = |body: Bytes| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     if limit != DEFAULT_LIST_LIMIT {
-        let orders = state.router.recent_orders(limit);
-        return json(Bytes::from(serde_json::to_vec(&orders).unwrap_or_default()));
+        return json(serialize_orders(&state.router.recent_orders(limit)));
     }
     // The default list is what dashboards and load tests poll: serialize it once per change.
     let version = state.router.recent_version();
@@ -263,8 +472,7 @@ pub async fn list(
             return json(body.clone());
         }
     }
-    let orders = state.router.recent_orders(limit);
-    let body = Bytes::from(serde_json::to_vec(&orders).unwrap_or_default());
+    let body = serialize_orders(&state.router.recent_orders(limit));
     *state
         .list_cache
         .lock()
@@ -272,10 +480,28 @@ pub async fn list(
     json(body)
 }
 
+fn serialize_orders(orders: &[std::sync::Arc<OrderRecord>]) -> Bytes {
+    let views: Vec<OrderView<'_>> = orders.iter().map(|o| OrderView::from(&**o)).collect();
+    Bytes::from(serde_json::to_vec(&views).unwrap_or_default())
+}
+
 /// `GET /api/orders/{id}`.
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    operation_id = "get_order",
+    tag = "orders",
+    params(("id" = String, Path, description = "The engine's order id.")),
+    responses(
+        (status = 200, description = "The order.", body = OrderView),
+        (status = 400, description = "The id is not UTF-8 (`invalid_path`).", body = ErrorBody),
+        (status = 404, description = "No such order (`not_found`).", body = ErrorBody),
+        (status = 503, description = "The database is unavailable (`storage_unavailable`).", body = ErrorBody),
+    )
+)]
+pub async fn get_one(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
     match state.router.order(&id).await {
-        Ok(Some(order)) => Json(order).into_response(),
+        Ok(Some(order)) => Json(OrderView::from(&order)).into_response(),
         Ok(None) => {
             ApiError::not_found("not_found", format!("order `{id}` does not exist")).into_response()
         }
@@ -289,14 +515,24 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> R
     }
 }
 
-#[derive(Serialize)]
-struct PositionView {
+/// An open netting position.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Position)]
+pub struct PositionView {
+    /// The trading account.
     account_id: String,
+    /// The symbol.
     symbol: String,
+    /// `buy` for long, `sell` for short.
+    #[schema(value_type = OrderSide)]
     side: &'static str,
+    /// Lots, never zero.
     volume: f64,
+    /// Average open price.
     average_price: f64,
+    /// P&L at current prices, in USD.
     unrealized_pnl: f64,
+    /// P&L realized on this symbol, in USD.
     realized_pnl: f64,
 }
 
@@ -307,7 +543,21 @@ pub struct PositionsQuery {
 }
 
 /// `GET /api/positions`: open positions, optionally of one account.
-pub async fn positions(State(state): State<AppState>, Query(q): Query<PositionsQuery>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/api/positions",
+    operation_id = "list_positions",
+    tag = "orders",
+    params(("account_id" = Option<String>, Query, description = "Only this account's positions.")),
+    responses(
+        (status = 200, description = "Open positions by account and symbol.", body = Vec<PositionView>),
+        (status = 400, description = "The query does not parse (`invalid_query`).", body = ErrorBody),
+    )
+)]
+pub async fn positions(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PositionsQuery>,
+) -> Response {
     let market = state.router.market();
     let now = unix_now();
     let mut out = Vec::new();
@@ -332,18 +582,49 @@ pub async fn positions(State(state): State<AppState>, Query(q): Query<PositionsQ
     Json(out).into_response()
 }
 
-#[derive(Serialize)]
-struct AccountView {
+/// An account and its figures at current prices.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Account)]
+pub struct AccountView {
+    /// Identifier.
     id: String,
+    /// Group, used by the routing rule (`professional` flow goes to an LP).
     group: String,
+    /// Account currency: `USD`.
     currency: &'static str,
-    #[serde(flatten)]
-    figures: crate::trading::accounts::AccountFigures,
+    /// Cash balance.
+    balance: f64,
+    /// Balance plus unrealized P&L.
+    equity: f64,
+    /// Margin held by open positions.
+    margin_used: f64,
+    /// Margin held for orders in flight and resting orders.
+    reserved_margin: f64,
+    /// Equity minus margin used and reserved: what a new order may use.
+    free_margin: f64,
+    /// Equity over margin used, in percent; null with no margin used.
+    #[schema(required)]
+    margin_level: Option<f64>,
+    /// Unrealized P&L.
+    unrealized_pnl: f64,
+    /// Below the margin-call level at the last evaluation.
     in_margin_call: bool,
 }
 
 /// `GET /api/accounts/{id}`.
-pub async fn account(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/api/accounts/{id}",
+    operation_id = "get_account",
+    tag = "orders",
+    params(("id" = String, Path, description = "The account id, such as `demo-1`.")),
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 400, description = "The id is not UTF-8 (`invalid_path`).", body = ErrorBody),
+        (status = 404, description = "No such account (`unknown_account`).", body = ErrorBody),
+    )
+)]
+pub async fn account(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
     let Some(account) = state.router.accounts().get(&id) else {
         return ApiError::not_found("unknown_account", format!("account `{id}` does not exist"))
             .into_response();
@@ -358,7 +639,13 @@ pub async fn account(State(state): State<AppState>, Path(id): Path<String>) -> R
         id: account.id.clone(),
         group: account.group.clone(),
         currency: "USD",
-        figures,
+        balance: figures.balance,
+        equity: figures.equity,
+        margin_used: figures.margin_used,
+        reserved_margin: figures.reserved_margin,
+        free_margin: figures.free_margin,
+        margin_level: figures.margin_level,
+        unrealized_pnl: figures.unrealized_pnl,
         in_margin_call: snapshot.in_margin_call,
     };
     drop(snapshot);

@@ -4,15 +4,17 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rtx_monitoring::catalogue::{ConnectionCloseReason, SymbolId, WsChannel, WsDropReason};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{ApiError, AppState};
+use super::extract::ApiQuery;
+use super::{ApiError, AppState, ErrorBody};
 
 /// Longest a client may take to accept one message.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -33,11 +35,25 @@ struct QuoteMessage<'a> {
     timestamp: f64,
 }
 
-/// Upgrades to the quote stream.
+/// Upgrades to the quote stream. Each message is a JSON text frame
+/// `{"type": "quote", "symbol", "lp", "bid", "ask", "timestamp"}`.
+#[utoipa::path(
+    get,
+    path = "/ws/quotes",
+    operation_id = "stream_quotes",
+    tag = "quotes",
+    params(("symbols" = Option<String>, Query, description = "Comma-separated symbols to stream (all when absent or empty).", example = "EURUSD,GBPUSD")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol: quotes follow as text frames."),
+        (status = 400, description = "A symbol is not traded here (`unknown_symbol`), the query does not parse (`invalid_query`), or the request is not a WebSocket handshake (`invalid_websocket_handshake`).", body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded (`invalid_websocket_handshake`).", body = ErrorBody),
+        (status = 503, description = "As many WebSocket clients as the engine serves are connected (`too_many_websocket_clients`); retry later. The connection is closed.", body = ErrorBody),
+    )
+)]
 pub async fn quotes(
     State(state): State<AppState>,
-    Query(query): Query<QuotesQuery>,
-    upgrade: WebSocketUpgrade,
+    ApiQuery(query): ApiQuery<QuotesQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let filter = match query.symbols.as_deref() {
         None | Some("") => None,
@@ -57,6 +73,18 @@ pub async fn quotes(
                 }
             }
             Some(ids)
+        }
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(refused) => {
+            return ApiError::new(
+                refused.status(),
+                "invalid_websocket_handshake",
+                refused.body_text(),
+                None,
+            )
+            .into_response()
         }
     };
     let Some(permit) = state.websocket_clients.try_acquire() else {
