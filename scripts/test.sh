@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests talk to (promtool, Prometheus,
 # Alertmanager, the Python Prometheus client's parsers, PostgreSQL) from Debian's packages when missing,
-# and the rotel OpenTelemetry collector from PyPI into a virtual environment under target/,
-# and stops with an error when it cannot: no test is ever skipped for want of a tool.
+# and the rotel OpenTelemetry collector and the schemathesis API fuzzer from PyPI into virtual
+# environments under target/, and stops with an error when it cannot: no test is ever skipped
+# for want of a tool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,7 +51,29 @@ if ! [ -x "$(rotel_binary)" ]; then
   fi
 fi
 
+# The API fuzzer the OpenAPI test runs against a live engine. The version is pinned: its
+# checks and report wording change between releases, and the test reads both.
+schemathesis_version=4.32.5
+schemathesis_venv=target/schemathesis-venv
+# The `st` program of the installed package, when it is the pinned version.
+schemathesis_binary() {
+  "$schemathesis_venv/bin/python" - "$schemathesis_version" <<'PY' 2>/dev/null
+import importlib.metadata, os, sys
+if importlib.metadata.version("schemathesis") == sys.argv[1]:
+    print(os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "st"))
+PY
+}
+if ! [ -x "$(schemathesis_binary)" ]; then
+  echo "scripts/test.sh: installing schemathesis $schemathesis_version into $schemathesis_venv" >&2
+  rm -rf "$schemathesis_venv"
+  if ! { /usr/bin/python3 -m venv "$schemathesis_venv" && "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"; } || ! [ -x "$(schemathesis_binary)" ]; then
+    echo "scripts/test.sh: ERROR: could not install schemathesis $schemathesis_version from PyPI; the OpenAPI fuzz test needs it" >&2
+    exit 1
+  fi
+fi
+
 export RTX_ROTEL="${RTX_ROTEL:-$(rotel_binary)}"
+export RTX_SCHEMATHESIS="${RTX_SCHEMATHESIS:-$(schemathesis_binary)}"
 export RTX_PROMTOOL="${RTX_PROMTOOL:-$(command -v promtool)}"
 export RTX_PYTHON="${RTX_PYTHON:-/usr/bin/python3}"
 export RTX_ALERTMANAGER="${RTX_ALERTMANAGER:-/usr/bin/prometheus-alertmanager}"

@@ -28,6 +28,7 @@ mod postgres;
 mod probes;
 mod prometheus;
 mod rotel;
+mod schemathesis;
 mod sockets;
 mod tools;
 mod wait;
@@ -48,6 +49,7 @@ pub use probes::{
 };
 pub use prometheus::Prometheus;
 pub use rotel::Rotel;
+pub use schemathesis::{run_schemathesis, schemathesis, FuzzReport};
 pub use sockets::{half_open, peer_state, raise_open_file_limit, timed_get, PeerState};
 pub use tools::{promtool_check_metrics, python_parse, run_with_input, tool};
 pub use wait::{wait_for, wait_for_async, wait_until, wait_until_async, Poll, DEFAULT_INTERVAL};
