@@ -35,6 +35,7 @@
 //! - [`http`]: the axum endpoints (`/metrics`, `/health`, `/ready`, `/alerts`) and request
 //!   metrics.
 //! - [`dashboard`]: the Grafana dashboard built from the catalogue.
+//! - [`setup`]: [`Monitoring::builder`], the whole stack in one call, with one shutdown.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -47,8 +48,14 @@ pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+#[cfg(feature = "http")]
+pub mod setup;
 mod time;
 pub mod trace;
+
+// The whole stack in one builder.
+#[cfg(feature = "http")]
+pub use setup::{Monitoring, MonitoringBuilder, SetupError};
 
 // Metrics: the registry, handles and formats.
 pub use metrics::{
