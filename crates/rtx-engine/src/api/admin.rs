@@ -71,7 +71,7 @@ fn session<'a>(state: &'a AppState, lp: &str) -> Result<&'a LpSession, ApiError>
         })
 }
 
-/// A JSON body, or the SPEC error body naming what is wrong with it: 413 for a body over the
+/// A JSON body, or the error body naming what is wrong with it: 413 for a body over the
 /// limit, 400 for anything else (not JSON, wrong fields, no JSON content type).
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     payload.map(|Json(v)| v).map_err(|e| {

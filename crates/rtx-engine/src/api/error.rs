@@ -1,8 +1,8 @@
 //! The one error body every 4xx and 5xx carries: `{"error": {"code", "message", "field"}}`.
-//! Handlers answer with [`ApiError`]; extractor rejections become one through [`ApiPath`] and
-//! [`ApiQuery`](super::extract::ApiQuery); and [`json_errors`] wraps whatever error still
-//! leaves the router without it (a 405 from routing, a WebSocket handshake refusal), so a client
-//! never has to parse plain text.
+//! Handlers answer with [`ApiError`]; extractor rejections become one through
+//! [`ApiPath`](super::extract::ApiPath) and [`ApiQuery`](super::extract::ApiQuery); and
+//! [`json_errors`] wraps whatever error still leaves the router without it (a 405 from routing,
+//! a rejection no handler maps), so a client never has to parse plain text.
 
 use std::borrow::Cow;
 
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 /// Longest plain-text error body carried over as the message: rejection texts are one line.
 const MAX_WRAPPED_MESSAGE: usize = 4 * 1024;
 
-/// An error answer: a status and the SPEC error body.
+/// An error answer: a status and the error body.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

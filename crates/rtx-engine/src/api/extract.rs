@@ -1,4 +1,4 @@
-//! Path and query extractors whose rejections are the SPEC error body, naming the parameter at
+//! Path and query extractors whose rejections are the error body, naming the parameter at
 //! fault where axum says which one it is (`invalid_path` for a path that is not UTF-8,
 //! `invalid_query` for a query string that does not parse).
 

@@ -1,5 +1,6 @@
-//! The REST API and the WebSocket quote stream. Every invalid request gets a 4xx with the SPEC
-//! error body and is never an order.
+//! The REST API, the WebSocket quote stream, and the OpenAPI document that describes them and
+//! the monitoring endpoints (`openapi`). Every invalid request gets a 4xx with the error body
+//! (`error`) and is never an order.
 
 mod admin;
 mod error;

@@ -19,7 +19,8 @@ use super::ErrorBody;
 /// Where the document is served.
 pub const PATH: &str = "/api/openapi.json";
 
-/// The security scheme of the admin endpoints (`RTX_ADMIN_TOKEN`).
+/// The security scheme of the admin endpoints (`RTX_ADMIN_TOKEN`). The `security(...)` of an
+/// annotation takes only a literal, so the handlers spell these two names out.
 pub const ADMIN_TOKEN: &str = "admin_token";
 
 /// The security scheme of `/metrics` when `RTX_METRICS_TOKEN` is set.
