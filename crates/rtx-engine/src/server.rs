@@ -51,6 +51,8 @@ pub fn catalogue_config(config: &Config) -> CatalogueConfig {
     CatalogueConfig {
         // The reference engine has every part: orders, LPs, WebSocket, database, ...
         sections: rtx_monitoring::catalogue::Sections::ALL,
+        // Every reason the engine rejects for is one of the enum's.
+        custom_reject_reasons: Vec::new(),
         symbols: config.symbols.clone(),
         lps: config
             .lps

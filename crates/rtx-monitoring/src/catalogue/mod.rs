@@ -284,6 +284,9 @@ pub struct CatalogueConfig {
     pub label_cap: usize,
     /// Identity for `rtx_build_info`.
     pub build: BuildInfo,
+    /// Rejection reasons beyond [`RejectReason`]'s, as `reason` label values of
+    /// `rtx_order_rejections_total` (counted through [`OrderMetrics::rejection`]).
+    pub custom_reject_reasons: Vec<String>,
 }
 
 impl Default for CatalogueConfig {
@@ -302,6 +305,7 @@ impl Default for CatalogueConfig {
             slo_window: Duration::from_secs(300),
             account_cap: 1000,
             route_cap: 64,
+            custom_reject_reasons: Vec::new(),
             label_cap: 64,
             build: BuildInfo::default(),
         }
@@ -464,6 +468,27 @@ pub(crate) fn spec_gauge(name: &str, help: &str, labels: &[&'static str]) -> Met
 mod tests {
     use super::*;
     use crate::metrics::Format;
+
+    #[test]
+    fn a_configured_rejection_reason_is_counted_beside_the_enums_and_an_unknown_one_is_not() {
+        let registry = Registry::new();
+        let config = CatalogueConfig {
+            custom_reject_reasons: vec!["venue_halted".to_owned(), "max_volume".to_owned()],
+            ..CatalogueConfig::default()
+        };
+        let metrics = TradingMetrics::new(&registry, &config).unwrap();
+        let halted = metrics.orders.rejection("venue_halted").unwrap();
+        halted.inc();
+        metrics.orders.record_rejection(RejectReason::MaxVolume);
+        assert!(metrics.orders.rejection("made_up").is_none());
+        let text = registry.encode_to_string(Format::PrometheusText);
+        assert!(text.contains("rtx_order_rejections_total{reason=\"venue_halted\"} 1\n"));
+        assert!(
+            text.contains("rtx_order_rejections_total{reason=\"max_volume\"} 1\n"),
+            "a configured name the enum has is the enum's series, not a second one"
+        );
+        assert_eq!(text.matches("reason=\"max_volume\"").count(), 1);
+    }
 
     #[test]
     fn a_service_exports_only_the_sections_it_chose_and_may_still_call_the_others() {

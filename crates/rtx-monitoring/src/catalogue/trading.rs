@@ -20,6 +20,8 @@ pub struct OrderMetrics {
     latency: Dense<Histogram, 2>,
     volume: Dense<FloatCounter, 2>,
     rejections: Dense<Counter, 1>,
+    /// The `reason` values of `rejections`, in index order: the enum's, then the configured ones.
+    reject_reasons: std::sync::Arc<[String]>,
     in_flight: Gauge,
     resting: Dense<Gauge, 1>,
     slippage: Dense<Histogram, 1>,
@@ -34,6 +36,16 @@ impl OrderMetrics {
         config: &CatalogueConfig,
     ) -> Result<Self, RegistryError> {
         let syms: Vec<&str> = symbols.names().collect();
+        let mut reject_reasons: Vec<String> = names_of::<RejectReason>()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for custom in &config.custom_reject_reasons {
+            if !reject_reasons.contains(custom) {
+                reject_reasons.push(custom.clone());
+            }
+        }
+        let reason_labels: Vec<&str> = reject_reasons.iter().map(String::as_str).collect();
         let order_types = names_of::<OrderType>();
         let routes = names_of::<Route>();
         let metrics = Self {
@@ -62,8 +74,9 @@ impl OrderMetrics {
             )?,
             rejections: r.dense(
                 spec_counter("rtx_order_rejections_total", "Orders rejected, by reason.", &["reason"]),
-                [&names_of::<RejectReason>()],
+                [&reason_labels],
             )?,
+            reject_reasons: reject_reasons.into(),
             in_flight: r.gauge(MetricSpec::gauge("rtx_orders_in_flight", "Orders accepted and not yet finished."))?,
             resting: r.dense(
                 spec_gauge(
@@ -156,6 +169,15 @@ impl OrderMetrics {
     #[inline]
     pub fn record_rejection(&self, reason: RejectReason) {
         self.rejections.get([reason.index()]).inc();
+    }
+
+    /// The rejection counter of a reason by name: one of [`RejectReason`]'s, or one configured
+    /// in [`CatalogueConfig::custom_reject_reasons`] for a reason the enum lacks (a venue halt,
+    /// a credit limit). `None` for a name that is neither: label values stay a bounded set
+    /// known at start. Resolve it once and keep the handle.
+    pub fn rejection(&self, reason: &str) -> Option<Counter> {
+        let index = self.reject_reasons.iter().position(|r| r == reason)?;
+        Some(self.rejections.get([index]).clone())
     }
 
     /// Records the slippage of a fill, in pips.
