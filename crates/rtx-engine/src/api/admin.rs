@@ -55,7 +55,7 @@ fn authorize(
             "Bearer realm=\"admin\"",
         ));
     }
-    rtx_monitoring::logging::events::security(action, "allowed", Some(peer), "valid bearer token");
+    rtx_monitoring::logging::events::security(action, "allowed", Some(peer), "valid credential");
     Ok(())
 }
 
