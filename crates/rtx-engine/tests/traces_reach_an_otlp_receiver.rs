@@ -10,17 +10,14 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::io::{Read, Write};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span, SpanFlags};
-use prost::Message;
 use rtx_testkit::{
-    blocking_client, free_port, loopback_listener, market_order, metric_sum, post_order, wait_for,
-    wait_for_fill, wait_until, Engine, Rotel,
+    blocking_client, free_port, loopback_listener, market_order, metric_sum, otlp_receiver,
+    post_order, wait_for, wait_for_fill, wait_until, Engine, Rotel,
 };
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
@@ -34,80 +31,6 @@ const IS_REMOTE: u32 = SpanFlags::ContextIsRemoteMask as u32;
 /// an order held by an export shows as seconds; a loaded 2-core machine alone stretches an order
 /// to a few hundred milliseconds now and then, which a tighter bound would take for a defect.
 const SLOW_ORDER: Duration = Duration::from_secs(2);
-
-/// A minimal OTLP/HTTP receiver on a real socket: HTTP/1.1 with keep-alive, bodies (gzip or
-/// not, as OTLP/HTTP allows) decoded as `ExportTraceServiceRequest`.
-fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
-    let listener = loopback_listener();
-    let addr = listener.local_addr().unwrap();
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let store = Arc::clone(&spans);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let store = Arc::clone(&store);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0usize;
-                    let mut gzip = false;
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if header == "\r\n" {
-                            break;
-                        }
-                        let header = header.to_ascii_lowercase();
-                        if let Some(v) = header.strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        if let Some(v) = header.strip_prefix("content-encoding:") {
-                            gzip = v.trim() == "gzip";
-                        }
-                    }
-                    let mut body = vec![0u8; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    if gzip {
-                        let mut plain = Vec::new();
-                        flate2::read::GzDecoder::new(body.as_slice())
-                            .read_to_end(&mut plain)
-                            .expect("a gzip body");
-                        body = plain;
-                    }
-                    assert!(
-                        line.starts_with("POST /v1/traces "),
-                        "unexpected request {line}"
-                    );
-                    let request = ExportTraceServiceRequest::decode(body.as_slice())
-                        .expect("a valid OTLP protobuf body");
-                    for rs in request.resource_spans {
-                        let service = rs
-                            .resource
-                            .unwrap()
-                            .attributes
-                            .iter()
-                            .any(|a| a.key == "service.name");
-                        assert!(service, "service.name resource attribute");
-                        for ss in rs.scope_spans {
-                            store.lock().unwrap().extend(ss.spans);
-                        }
-                    }
-                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-                }
-            });
-        }
-    });
-    (addr, spans)
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -249,7 +172,7 @@ fn check_order_trace(
 
 #[test]
 fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
-    let (otlp, spans) = receiver();
+    let (otlp, spans) = otlp_receiver();
     let engine = Engine::start(
         ENGINE,
         &[
@@ -327,7 +250,7 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
 
 #[test]
 fn an_order_trace_comes_out_of_a_real_collector_whole() {
-    let (receiver, spans) = receiver();
+    let (receiver, spans) = otlp_receiver();
     let collector = Rotel::start(receiver);
     let engine = Engine::start(
         ENGINE,

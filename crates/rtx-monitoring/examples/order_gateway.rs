@@ -5,7 +5,8 @@
 //! Run: `cargo run -p rtx-monitoring --example order_gateway -- 127.0.0.1:8090`, then
 //! `curl -XPOST localhost:8090/orders`, `curl localhost:8090/metrics`, `curl localhost:8090/ready`.
 //! The venue is simulated on the same port (`POST /venue/fill`) so the example needs nothing
-//! else; in a real gateway it is another service, and the call is the same.
+//! else; in a real gateway it is another service, and the call is the same. Set `OTLP_ENDPOINT`
+//! (`http://127.0.0.1:4318`) to export spans to a collector.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,7 +102,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .timeout(Duration::from_millis(500))
         .build()?;
     let venue_health = format!("http://{local}/venue/fill");
-    let monitoring = Monitoring::builder("order-gateway", env!("CARGO_PKG_VERSION"))
+    let mut builder = Monitoring::builder("order-gateway", env!("CARGO_PKG_VERSION"));
+    if let Ok(endpoint) = std::env::var("OTLP_ENDPOINT") {
+        builder = builder.otlp_endpoint(&endpoint);
+    }
+    let monitoring = builder
         .sections(Sections {
             orders: true,
             lps: true,

@@ -1,8 +1,9 @@
 //! The complete example, `examples/order_gateway.rs`, run as a process the way its README line
-//! says: it becomes ready once its own venue check passes, an order goes to the venue with the
-//! caller's trace context (its trace id, a new parent id, its tracestate), the scrape carries
-//! the gateway's own family with an exemplar of that trace and only the catalogue sections it
-//! chose, and SIGTERM turns readiness to 503, drains and exits 0 with every log line JSON.
+//! says, built with the builder alone: it becomes ready once its own venue check passes, an
+//! order goes to the venue with the caller's trace context (its trace id, a new parent id, its
+//! tracestate), that trace is exported to an OTLP receiver, the scrape carries the gateway's own
+//! family with an exemplar of the same trace and only the catalogue sections it chose, its log
+//! lines carry the trace id, and SIGTERM turns readiness to 503, drains and exits 0.
 
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rtx_testkit::{blocking_client, free_port, http_get, wait_until, Poll};
+use rtx_testkit::{blocking_client, free_port, http_get, otlp_receiver, wait_until, Poll};
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -32,13 +33,17 @@ fn example(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_order_gateway_propagates_measures_and_drains() {
     let addr = free_port();
-    let mut child = Command::new(example("order_gateway"))
-        .arg(addr.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (collector, spans) = otlp_receiver();
+    let mut child = KillOnDrop(
+        Command::new(example("order_gateway"))
+            .arg(addr.to_string())
+            .env("OTLP_ENDPOINT", format!("http://{collector}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let lines = std::thread::spawn(move || {
         BufReader::new(stdout)
             .lines()
@@ -105,8 +110,33 @@ fn the_order_gateway_propagates_measures_and_drains() {
         );
     }
 
+    // The trace the exemplar names was exported: the server span, the client span of the call
+    // to the venue, and the venue's own server span, all in the caller's trace.
+    Poll::up_to(Duration::from_secs(10))
+        .every(Duration::from_millis(100))
+        .until_ok("the order's trace to be exported", || {
+            let spans = spans.lock().unwrap();
+            let in_trace: Vec<String> = spans
+                .iter()
+                .filter(|s| hex(&s.trace_id) == TRACE_ID)
+                .map(|s| s.name.clone())
+                .collect();
+            let complete = ["POST /orders", "venue.fill", "POST /venue/fill"]
+                .iter()
+                .all(|name| in_trace.iter().any(|n| n == name));
+            if complete {
+                Ok(())
+            } else {
+                let all: Vec<(String, String)> = spans
+                    .iter()
+                    .map(|s| (hex(&s.trace_id), s.name.clone()))
+                    .collect();
+                Err(format!("in the trace {in_trace:?}; received {all:?}"))
+            }
+        });
+
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     Poll::up_to(Duration::from_secs(2))
@@ -116,7 +146,7 @@ fn the_order_gateway_propagates_measures_and_drains() {
         });
     let status = Poll::up_to(Duration::from_secs(10))
         .every(Duration::from_millis(50))
-        .until_ok("the gateway to exit", || match child.try_wait() {
+        .until_ok("the gateway to exit", || match child.0.try_wait() {
             Ok(Some(status)) => Ok(status),
             _ => Err(""),
         });
@@ -131,4 +161,24 @@ fn the_order_gateway_propagates_measures_and_drains() {
         lines.iter().any(|l| l.contains("order gateway stopped")),
         "{lines:?}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("order sent to the venue") && l.contains(TRACE_ID)),
+        "the order's log line carries its trace id: {lines:?}"
+    );
+}
+
+/// The example's process, killed if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
