@@ -57,6 +57,12 @@ pub mod trace;
 #[cfg(feature = "http")]
 pub use setup::{Monitoring, MonitoringBuilder, SetupError};
 
+/// `docs/EXTENDING.md`, compiled: its snippets are doctests, so the guide cannot drift from the
+/// API it describes.
+#[cfg(all(doctest, feature = "http", feature = "otlp"))]
+#[doc = include_str!("../../../docs/EXTENDING.md")]
+pub struct ExtendingGuide;
+
 // Metrics: the registry, handles and formats.
 pub use metrics::{
     ConfiguredValues, Counter, Dense, Dynamic, FloatCounter, Format, Gauge, Histogram, InFlight,
