@@ -137,21 +137,49 @@ fn management_scrape(management: SocketAddr) -> String {
     }
 }
 
-#[test]
-fn at_the_connection_cap_a_waiting_connection_makes_room_and_a_busy_listener_refuses_at_once() {
-    const CAP: usize = 20;
-    raise_open_file_limit(1_024);
+/// An engine whose main listener takes `cap` connections, watched through a management
+/// listener, with header and body timeouts long enough that nothing is cut while a test holds
+/// its connections.
+fn capped_engine(cap: usize) -> (Engine, SocketAddr) {
     let management = free_port();
     let engine = Engine::start(
         ENGINE,
         &[
             ("RTX_MANAGEMENT_ADDR", &management.to_string()),
-            ("RTX_HTTP_MAX_CONNECTIONS", &CAP.to_string()),
+            ("RTX_HTTP_MAX_CONNECTIONS", &cap.to_string()),
             ("RTX_HTTP_HEADER_READ_TIMEOUT", "30s"),
             ("RTX_HTTP_REQUEST_TIMEOUT", "30s"),
             ("RTX_SIM_ORDER_RATE", "0"),
         ],
     );
+    (engine, management)
+}
+
+/// Fills the main listener with `cap` orders whose bodies never arrive, and waits until every
+/// one is in flight (the management scrape's own request is the `+ 1`).
+fn fill_with_busy_orders(engine: &Engine, management: SocketAddr, cap: usize) -> Vec<TcpStream> {
+    let busy: Vec<TcpStream> = (0..cap)
+        .map(|_| half_open(engine.addr, &slow_order_head(engine.addr)))
+        .collect();
+    wait_until(
+        Duration::from_secs(5),
+        "every order to be waiting for its body",
+        || {
+            metric_sum(
+                &management_scrape(management),
+                "rtx_http_requests_in_flight",
+                &[],
+            ) == cap as f64 + 1.0
+        },
+    );
+    busy
+}
+
+#[test]
+fn at_the_connection_cap_a_waiting_connection_makes_room_and_a_busy_listener_refuses_at_once() {
+    const CAP: usize = 20;
+    raise_open_file_limit(1_024);
+    let (engine, management) = capped_engine(CAP);
     wait_for_ready_status(&engine, 200);
     let watch = |name: &str, labels: &[(&str, &str)]| {
         metric_sum(&management_scrape(management), name, labels)
@@ -196,14 +224,7 @@ fn at_the_connection_cap_a_waiting_connection_makes_room_and_a_busy_listener_ref
 
     // The cap full of busy connections (orders whose bodies are still arriving): a new
     // connection is closed at once, unanswered, and counted.
-    let busy: Vec<TcpStream> = (0..CAP)
-        .map(|_| half_open(engine.addr, &slow_order_head(engine.addr)))
-        .collect();
-    wait_until(
-        Duration::from_secs(5),
-        "every order to be waiting for its body",
-        || watch("rtx_http_requests_in_flight", &[]) - 1.0 == CAP as f64,
-    );
+    let busy = fill_with_busy_orders(&engine, management, CAP);
     let limit_before = limit();
     let started = Instant::now();
     let mut refused = half_open(engine.addr, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -254,16 +275,7 @@ async fn the_websocket_cap_refuses_with_the_error_body_and_counts_and_frees_a_pl
 #[test]
 fn the_management_listener_serves_probes_and_metrics_only_and_answers_while_the_main_one_is_full() {
     const CAP: usize = 10;
-    let management = free_port();
-    let engine = Engine::start(
-        ENGINE,
-        &[
-            ("RTX_MANAGEMENT_ADDR", &management.to_string()),
-            ("RTX_HTTP_MAX_CONNECTIONS", &CAP.to_string()),
-            ("RTX_HTTP_REQUEST_TIMEOUT", "30s"),
-            ("RTX_SIM_ORDER_RATE", "0"),
-        ],
-    );
+    let (engine, management) = capped_engine(CAP);
     wait_until(Duration::from_secs(20), "the management /ready", || {
         http_get(management, "/ready").is_some_and(|(s, _)| s == 200)
     });
@@ -279,21 +291,7 @@ fn the_management_listener_serves_probes_and_metrics_only_and_answers_while_the_
     assert!(body.contains(r#""code":"not_found""#), "{body}");
 
     // Fill the main listener with busy connections: the management listener is unaffected.
-    let busy: Vec<TcpStream> = (0..CAP)
-        .map(|_| half_open(engine.addr, &slow_order_head(engine.addr)))
-        .collect();
-    wait_until(
-        Duration::from_secs(5),
-        "every order to be waiting for its body",
-        || {
-            metric_sum(
-                &management_scrape(management),
-                "rtx_http_requests_in_flight",
-                &[],
-            ) - 1.0
-                == CAP as f64
-        },
-    );
+    let busy = fill_with_busy_orders(&engine, management, CAP);
     assert_eq!(
         http_get(engine.addr, "/health"),
         None,
