@@ -29,6 +29,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# pip_install NAME VERSION VENV LOCATE WHY: NAME==VERSION from PyPI into its own virtual
+# environment under target/, unless LOCATE (a function) already prints its program; exits 1,
+# saying WHY the tests need it, when it cannot be installed.
+pip_install() {
+  local name="$1" version="$2" venv="$3" locate="$4" why="$5"
+  [ -x "$($locate)" ] && return 0
+  echo "scripts/test.sh: installing $name $version into $venv" >&2
+  rm -rf "$venv"
+  if ! { /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q "$name==$version"; } || ! [ -x "$($locate)" ]; then
+    echo "scripts/test.sh: ERROR: could not install $name $version from PyPI; $why" >&2
+    exit 1
+  fi
+}
+
 # The collector the trace test exports through. The version is pinned: the test drives its
 # command line, which changes between releases.
 rotel_version=0.0.1a15
@@ -42,14 +56,7 @@ if importlib.metadata.version("rotel") == sys.argv[1]:
     print(os.path.join(os.path.dirname(os.path.abspath(rotel.__file__)), "rotel-agent"))
 PY
 }
-if ! [ -x "$(rotel_binary)" ]; then
-  echo "scripts/test.sh: installing rotel $rotel_version into $rotel_venv" >&2
-  rm -rf "$rotel_venv"
-  if ! { /usr/bin/python3 -m venv "$rotel_venv" && "$rotel_venv/bin/pip" install -q "rotel==$rotel_version"; } || ! [ -x "$(rotel_binary)" ]; then
-    echo "scripts/test.sh: ERROR: could not install rotel $rotel_version from PyPI; the trace test needs it" >&2
-    exit 1
-  fi
-fi
+pip_install rotel "$rotel_version" "$rotel_venv" rotel_binary "the trace test needs it"
 
 # The API fuzzer the OpenAPI test runs against a live engine. The version is pinned: its
 # checks and report wording change between releases, and the test reads both.
@@ -63,14 +70,8 @@ if importlib.metadata.version("schemathesis") == sys.argv[1]:
     print(os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "st"))
 PY
 }
-if ! [ -x "$(schemathesis_binary)" ]; then
-  echo "scripts/test.sh: installing schemathesis $schemathesis_version into $schemathesis_venv" >&2
-  rm -rf "$schemathesis_venv"
-  if ! { /usr/bin/python3 -m venv "$schemathesis_venv" && "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"; } || ! [ -x "$(schemathesis_binary)" ]; then
-    echo "scripts/test.sh: ERROR: could not install schemathesis $schemathesis_version from PyPI; the OpenAPI fuzz test needs it" >&2
-    exit 1
-  fi
-fi
+pip_install schemathesis "$schemathesis_version" "$schemathesis_venv" schemathesis_binary \
+  "the OpenAPI fuzz test needs it"
 
 export RTX_ROTEL="${RTX_ROTEL:-$(rotel_binary)}"
 export RTX_SCHEMATHESIS="${RTX_SCHEMATHESIS:-$(schemathesis_binary)}"

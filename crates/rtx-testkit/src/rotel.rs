@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::engine::scratch_dir;
@@ -25,23 +25,7 @@ pub struct Rotel {
 /// # Panics
 /// When `RTX_ROTEL` is unset or does not run.
 fn binary() -> String {
-    let path = std::env::var("RTX_ROTEL").unwrap_or_else(|_| {
-        panic!(
-            "RTX_ROTEL is not set: run the README's test command (scripts/test.sh), which installs \
-             the rotel collector from PyPI and sets it to the collector's binary"
-        )
-    });
-    let runs = Command::new(&path)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        runs,
-        "RTX_ROTEL={path} does not run: reinstall it with scripts/test.sh"
-    );
-    path
+    crate::tools::installed_tool("RTX_ROTEL", "the rotel collector")
 }
 
 impl Rotel {

@@ -14,23 +14,7 @@ use crate::engine::scratch_dir;
 /// # Panics
 /// When `RTX_SCHEMATHESIS` is unset or does not run.
 pub fn schemathesis() -> String {
-    let path = std::env::var("RTX_SCHEMATHESIS").unwrap_or_else(|_| {
-        panic!(
-            "RTX_SCHEMATHESIS is not set: run the README's test command (scripts/test.sh), which \
-             installs schemathesis from PyPI and sets it to the `st` program"
-        )
-    });
-    let runs = Command::new(&path)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        runs,
-        "RTX_SCHEMATHESIS={path} does not run: reinstall it with scripts/test.sh"
-    );
-    path
+    crate::tools::installed_tool("RTX_SCHEMATHESIS", "the schemathesis fuzzer")
 }
 
 /// How a fuzzer run ended.

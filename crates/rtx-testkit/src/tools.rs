@@ -23,6 +23,31 @@ pub fn tool(env_var: &str, default: &str) -> String {
     path
 }
 
+/// The path of a tool the test command installs from PyPI into a virtual environment and names
+/// in `env_var` (there is no system default to fall back on).
+///
+/// # Panics
+/// When `env_var` is unset or the program does not run, naming `what` and the fix.
+pub fn installed_tool(env_var: &str, what: &str) -> String {
+    let path = std::env::var(env_var).unwrap_or_else(|_| {
+        panic!(
+            "{env_var} is not set: run the README's test command (scripts/test.sh), which installs \
+             {what} from PyPI and sets {env_var} to its program"
+        )
+    });
+    let runs = Command::new(&path)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        runs,
+        "{env_var}={path} does not run: reinstall it with scripts/test.sh"
+    );
+    path
+}
+
 /// Runs `program args`, feeding `stdin`; returns success and everything it printed.
 ///
 /// # Panics
