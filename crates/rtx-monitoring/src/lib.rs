@@ -89,7 +89,10 @@ pub use logging::{JsonLayer, LineWriter, LogConfig, LogError, LogGuard, Redactor
 // Tracing: propagation, the span layer and export.
 pub use trace::{
     AttributeValue, FinishedSpan, SpanKind, SpanLayer, SpanSink, TraceParent, TraceState,
+    TraceStateError,
 };
+// Trace context across services: read from incoming headers, written on outgoing calls.
+pub use trace::{extract, inject, with_remote_parent, TraceContext};
 #[cfg(feature = "otlp")]
 pub use trace::{OtlpConfig, OtlpExporter};
 
