@@ -43,6 +43,10 @@ pub struct AccountState {
     /// Lots of in-flight orders per symbol, `[buy, sell]`: an order only reduces a position
     /// by what the other in-flight orders on its side have not already claimed.
     pub in_flight_lots: HashMap<SymbolId, [f64; 2]>,
+    /// Margin of finished in-flight orders kept in `reserved_margin` per symbol, `[buy, sell]`,
+    /// until the last order in flight on that side is done (see the ledger's
+    /// `release_on_account`).
+    pub held_back: HashMap<SymbolId, [f64; 2]>,
     /// Resting limit and stop orders.
     pub resting: usize,
 }
@@ -90,6 +94,7 @@ impl Account {
                 in_margin_call: false,
                 reserved_margin: 0.0,
                 in_flight_lots: HashMap::new(),
+                held_back: HashMap::new(),
                 resting: 0,
             }),
             gauges,
@@ -257,6 +262,7 @@ mod tests {
             in_margin_call: false,
             reserved_margin: 0.0,
             in_flight_lots: HashMap::new(),
+            held_back: HashMap::new(),
             resting: 0,
         }
     }

@@ -40,6 +40,9 @@ pub struct Reservation {
     pub margin: f64,
     /// Lots held against the symbol's exposure limit and the account's in-flight lots.
     pub lots: f64,
+    /// Lots the margin covers: the order's lots less the part of the position it was counted
+    /// as closing when it was checked.
+    pub opening: f64,
 }
 
 /// Why a check refused an order.
@@ -115,13 +118,57 @@ fn give_back(held: &mut f64, amount: f64) {
 }
 
 /// Gives back what `reservation` holds on its account: the margin, and the in-flight lots that
-/// other orders' margin checks count.
-fn release_on_account(state: &mut AccountState, claim: &Claim<'_>, reservation: Reservation) {
-    give_back(&mut state.reserved_margin, reservation.margin);
-    if reservation.lots > 0.0 {
-        if let Some(l) = state.in_flight_lots.get_mut(&claim.symbol) {
-            give_back(&mut l[side_index(claim.side)], reservation.lots);
+/// other orders' margin checks count; but `keep` of the margin stays held while other orders on
+/// the same side of the same symbol are in flight, until the last of them is done.
+///
+/// Orders in flight together were checked in arrival order: the first took the part of the
+/// position it would close as needing no margin, and a later one held margin for all its lots.
+/// Fills need not come in that order. When the later one fills first, it closes that part
+/// itself, and the earlier one is left opening lots it holds no margin for: the filled order
+/// keeps the margin of the lots it closed but was not counted as closing (found by
+/// `no_interleaving_passes_a_limit`: buy 5 and buy 3 in flight against a short 3, the buy 3
+/// filling first, then a sell 4.5 passing the check and margin past equity once the buy 5
+/// filled).
+fn release_on_account(
+    state: &mut AccountState,
+    claim: &Claim<'_>,
+    reservation: Reservation,
+    keep: f64,
+) {
+    let side = side_index(claim.side);
+    if reservation.lots <= 0.0 {
+        // A resting order's hold: no in-flight lots, nothing for others to rely on.
+        give_back(&mut state.reserved_margin, reservation.margin);
+        return;
+    }
+    let others_in_flight = match state.in_flight_lots.get_mut(&claim.symbol) {
+        Some(l) => {
+            give_back(&mut l[side], reservation.lots);
+            l[side] > 0.0
         }
+        None => false,
+    };
+    if others_in_flight {
+        let keep = keep.clamp(0.0, reservation.margin);
+        give_back(&mut state.reserved_margin, reservation.margin - keep);
+        if keep > 0.0 {
+            state.held_back.entry(claim.symbol).or_default()[side] += keep;
+        }
+        return;
+    }
+    let held = state
+        .held_back
+        .get_mut(&claim.symbol)
+        .map_or(0.0, |h| std::mem::take(&mut h[side]));
+    give_back(&mut state.reserved_margin, reservation.margin + held);
+}
+
+/// The lots of a `side` order of `lots` that would close part of `position` (signed lots).
+fn closing_lots(position: f64, side: Side, lots: f64) -> f64 {
+    if position * signed_lots(side, 1.0) < 0.0 {
+        position.abs().min(lots)
+    } else {
+        0.0
     }
 }
 
@@ -178,7 +225,7 @@ impl Ledger {
         price: f64,
         spread: f64,
         now: f64,
-    ) -> f64 {
+    ) -> (f64, f64) {
         let Claim {
             symbol, side, lots, ..
         } = *claim;
@@ -194,7 +241,7 @@ impl Ledger {
         };
         let opening = (lots - closable).max(0.0);
         if opening <= 0.0 {
-            return 0.0;
+            return (0.0, 0.0);
         }
         let pip = market.instrument(symbol).pip;
         let costs = notional_at(
@@ -204,7 +251,10 @@ impl Ledger {
             spread + SLIPPAGE_ALLOWANCE_PIPS * pip,
             now,
         );
-        notional_at(market, symbol, opening, price, now) / self.leverage + costs
+        (
+            notional_at(market, symbol, opening, price, now) / self.leverage + costs,
+            opening,
+        )
     }
 
     /// Checks and reserves in one step for an order about to execute at `quote`: the symbol's
@@ -250,7 +300,7 @@ impl Ledger {
         }
         let mut state = account.lock();
         let price = quote.price_for(side);
-        let required =
+        let (required, opening) =
             self.required_margin(market, &state, claim, price, quote.ask - quote.bid, now);
         let extra = (required - held).max(0.0);
         if extra > 0.0 {
@@ -272,6 +322,7 @@ impl Ledger {
         Ok(Reservation {
             margin: held + extra,
             lots,
+            opening,
         })
     }
 
@@ -299,7 +350,7 @@ impl Ledger {
             ));
         }
         let spread = quote.map_or(0.0, |q| q.ask - q.bid);
-        let required = self.required_margin(market, &state, claim, price, spread, now);
+        let (required, opening) = self.required_margin(market, &state, claim, price, spread, now);
         let free = state.figures(market, self.leverage, now).free_margin;
         if required > free {
             return Err(Refusal::new(
@@ -312,6 +363,7 @@ impl Ledger {
         Ok(Reservation {
             margin: required,
             lots: 0.0,
+            opening,
         })
     }
 
@@ -319,6 +371,7 @@ impl Ledger {
     pub fn resting_margin(&self, market: &Market, claim: &Claim<'_>, price: f64, now: f64) -> f64 {
         let state = claim.account.lock();
         self.required_margin(market, &state, claim, price, 0.0, now)
+            .0
     }
 
     /// Holds margin for a resting order without a check: one restored after a restart, or put
@@ -327,7 +380,11 @@ impl Ledger {
         let mut state = account.lock();
         state.reserved_margin += margin;
         state.resting += 1;
-        Reservation { margin, lots: 0.0 }
+        Reservation {
+            margin,
+            lots: 0.0,
+            opening: 0.0,
+        }
     }
 
     /// A resting order left the book (it triggered): it no longer counts against the cap, and
@@ -339,7 +396,8 @@ impl Ledger {
 
     /// Gives back everything `reservation` holds (the order failed or was rejected).
     pub fn release(&self, claim: &Claim<'_>, reservation: Reservation) {
-        release_on_account(&mut claim.account.lock(), claim, reservation);
+        // A failed order closed nothing: it takes no place from the others.
+        release_on_account(&mut claim.account.lock(), claim, reservation, 0.0);
         if reservation.lots > 0.0 {
             let mut symbols = self.symbols();
             let exposure = &mut symbols[claim.symbol.index()];
@@ -370,7 +428,17 @@ impl Ledger {
         } = *claim;
         let mut state = account.lock();
         let seq = fill_seq.fetch_add(1, Ordering::AcqRel) + 1;
-        release_on_account(&mut state, claim, reservation);
+        // The lots this fill closes beyond what its check counted as closing were counted as
+        // closing by an earlier order still in flight: their margin stays held for it.
+        let position = state.positions.get(&symbol).map_or(0.0, |p| p.lots);
+        let opening_now = lots - closing_lots(position, side, lots);
+        let taken = (reservation.opening - opening_now).max(0.0);
+        let keep = if reservation.opening > 0.0 {
+            reservation.margin * taken / reservation.opening
+        } else {
+            0.0
+        };
+        release_on_account(&mut state, claim, reservation, keep);
         let before = (state.positions.get(&symbol).copied(), state.balance);
         let realized = state.apply_fill(market, symbol, side, lots, price, now);
         let after = (state.positions.get(&symbol).copied(), state.balance);
