@@ -53,20 +53,31 @@ pub async fn cut_slow_bodies(
     if !expired.load(Ordering::Acquire) {
         return response;
     }
-    limit
-        .metrics
-        .record_connection_closed(ConnectionCloseReason::RequestTimeout);
-    let mut response = ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
-        format!(
-            "the request body did not arrive within {} ms",
-            limit.timeout.as_millis()
-        ),
-        None,
-    )
-    .into_response();
     // The rest of the body may still be on its way: the connection cannot be reused.
+    answer_and_close(
+        &limit.metrics,
+        ConnectionCloseReason::RequestTimeout,
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                limit.timeout.as_millis()
+            ),
+            None,
+        ),
+    )
+}
+
+/// Answers `error` with `Connection: close`, so the server closes the connection after it,
+/// and counts that close as `reason`: the one way a request-level limit refuses.
+pub fn answer_and_close(
+    metrics: &ApiMetrics,
+    reason: ConnectionCloseReason,
+    error: ApiError,
+) -> Response {
+    metrics.record_connection_closed(reason);
+    let mut response = error.into_response();
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -7,13 +7,14 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rtx_monitoring::catalogue::{ConnectionCloseReason, SymbolId, WsChannel, WsDropReason};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::ApiQuery;
+use super::limits::answer_and_close;
 use super::{ApiError, AppState, ErrorBody};
 
 /// Longest a client may take to accept one message.
@@ -88,21 +89,16 @@ pub async fn quotes(
         }
     };
     let Some(permit) = state.websocket_clients.try_acquire() else {
-        state
-            .metrics
-            .api
-            .record_connection_closed(ConnectionCloseReason::Limit);
-        let mut response = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_websocket_clients",
-            "the engine is serving as many WebSocket clients as it may; retry later",
-            None,
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        return answer_and_close(
+            &state.metrics.api,
+            ConnectionCloseReason::Limit,
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_websocket_clients",
+                "the engine is serving as many WebSocket clients as it may; retry later",
+                None,
+            ),
+        );
     };
     upgrade.on_upgrade(move |socket| async move {
         // The client's place under the cap is held for as long as it streams.
