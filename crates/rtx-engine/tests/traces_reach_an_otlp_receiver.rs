@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span, SpanFlags};
 use rtx_testkit::{
-    blocking_client, free_port, loopback_listener, market_order, metric_sum, otlp_receiver,
+    blocking_client, free_port, hex_id, loopback_listener, market_order, metric_sum, otlp_receiver,
     post_order, wait_for, wait_for_fill, wait_until, Engine, Rotel,
 };
 
@@ -31,10 +31,6 @@ const IS_REMOTE: u32 = SpanFlags::ContextIsRemoteMask as u32;
 /// an order held by an export shows as seconds; a loaded 2-core machine alone stretches an order
 /// to a few hundred milliseconds now and then, which a tighter bound would take for a defect.
 const SLOW_ORDER: Duration = Duration::from_secs(2);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// An order with a `traceparent` header and the [`TRACESTATE`]; it must be answered 201.
 fn traced_order(
@@ -75,7 +71,7 @@ fn order_spans(
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|s| hex(&s.trace_id) == trace)
+                .filter(|s| hex_id(&s.trace_id) == trace)
                 .cloned()
                 .collect();
             let find = |name: &str| ours.iter().find(|s| s.name == name).cloned();
@@ -116,7 +112,7 @@ fn check_order_trace(
 ) {
     let (server, execute, db, lp) = order_spans(spans, trace, collector_log);
     assert_eq!(
-        hex(&server.parent_span_id),
+        hex_id(&server.parent_span_id),
         caller_span,
         "the server span is the caller's child"
     );
@@ -162,7 +158,7 @@ fn check_order_trace(
     // What the LP request sends: the caller's trace, the LP span's own id, the tracestate.
     assert_eq!(
         attr(&lp, "lp.traceparent").unwrap(),
-        format!("StringValue(\"00-{trace}-{}-01\")", hex(&lp.span_id)),
+        format!("StringValue(\"00-{trace}-{}-01\")", hex_id(&lp.span_id)),
     );
     assert_eq!(
         attr(&lp, "lp.tracestate").unwrap(),
@@ -226,7 +222,7 @@ fn an_order_trace_arrives_with_the_right_parentage_and_exemplars_point_at_it() {
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|s| hex(&s.trace_id))
+                .map(|s| hex_id(&s.trace_id))
                 .collect();
             let missing: Vec<&&str> = exemplar_traces
                 .iter()

@@ -910,7 +910,6 @@ fn each_call_has_its_own_client_span_under_a_server_span_with_a_remote_parent() 
     );
     let parents: Vec<String> = sent.iter().map(|h| traceparent(h).parent_id).collect();
     // Spans reach the sink when they close, which is after the callback answered.
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let spans = rtx_testkit::wait_for(Duration::from_secs(10), "the request's spans", || {
         let ours: Vec<FinishedSpan> = world()
             .spans
@@ -918,7 +917,7 @@ fn each_call_has_its_own_client_span_under_a_server_span_with_a_remote_parent() 
             .lock()
             .unwrap()
             .iter()
-            .filter(|s| hex(&s.trace_id) == trace)
+            .filter(|s| rtx_testkit::hex_id(&s.trace_id) == trace)
             .cloned()
             .collect();
         if ours.len() >= 4 {
@@ -932,7 +931,10 @@ fn each_call_has_its_own_client_span_under_a_server_span_with_a_remote_parent() 
         .find(|s| s.name == "POST /test")
         .expect("the server span");
     assert_eq!(
-        server.parent_span_id.map(|p| hex(&p)).as_deref(),
+        server
+            .parent_span_id
+            .map(|p| rtx_testkit::hex_id(&p))
+            .as_deref(),
         Some("00f067aa0ba902b7")
     );
     assert!(server.parent_is_remote, "the caller is in another process");
@@ -951,7 +953,7 @@ fn each_call_has_its_own_client_span_under_a_server_span_with_a_remote_parent() 
         assert_eq!(client.parent_span_id, Some(server.span_id));
         assert!(!client.parent_is_remote);
         assert!(
-            parents.contains(&hex(&client.span_id)),
+            parents.contains(&rtx_testkit::hex_id(&client.span_id)),
             "each outgoing parent id is a client span's own id"
         );
     }

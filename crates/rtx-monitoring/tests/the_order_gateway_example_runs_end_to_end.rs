@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rtx_testkit::{blocking_client, free_port, http_get, otlp_receiver, wait_until, Poll};
+use rtx_testkit::{blocking_client, free_port, hex_id, http_get, otlp_receiver, wait_until, Poll};
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -118,7 +118,7 @@ fn the_order_gateway_propagates_measures_and_drains() {
             let spans = spans.lock().unwrap();
             let in_trace: Vec<String> = spans
                 .iter()
-                .filter(|s| hex(&s.trace_id) == TRACE_ID)
+                .filter(|s| hex_id(&s.trace_id) == TRACE_ID)
                 .map(|s| s.name.clone())
                 .collect();
             let complete = ["POST /orders", "venue.fill", "POST /venue/fill"]
@@ -129,7 +129,7 @@ fn the_order_gateway_propagates_measures_and_drains() {
             } else {
                 let all: Vec<(String, String)> = spans
                     .iter()
-                    .map(|s| (hex(&s.trace_id), s.name.clone()))
+                    .map(|s| (hex_id(&s.trace_id), s.name.clone()))
                     .collect();
                 Err(format!("in the trace {in_trace:?}; received {all:?}"))
             }
@@ -177,8 +177,4 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

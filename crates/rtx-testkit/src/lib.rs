@@ -43,7 +43,7 @@ pub use engine::{config_file, engine_output, scratch_dir, Engine};
 pub use exposition::{metric_sum, parse_samples, Sample};
 pub use http::{http_get, http_get_ok};
 pub use orders::{market_order, post_order, post_order_async, wait_for_fill, wait_for_fill_async};
-pub use otlp::otlp_receiver;
+pub use otlp::{hex_id, otlp_receiver};
 pub use ports::{free_port, loopback_listener};
 pub use postgres::PgCluster;
 pub use probes::{

@@ -92,3 +92,8 @@ pub fn otlp_receiver() -> (SocketAddr, Arc<Mutex<Vec<Span>>>) {
     });
     (addr, spans)
 }
+
+/// A trace or span id as the lowercase hex W3C headers and logs print it.
+pub fn hex_id(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
