@@ -143,10 +143,35 @@ impl Drop for RequestGuard {
     }
 }
 
-/// The open connections of one listener, oldest first.
+/// Connections chosen to make room at the cap whose tasks have not closed them yet. Past this
+/// many, the accept loop stops accepting until one has closed: under a flood the evicted
+/// connections' tasks can lag behind accepts (a 2-core machine, a busy runtime), and without a
+/// bound their sockets pile up past the cap. New connections then wait in the kernel's listen
+/// backlog, which is bounded, rather than in descriptors of ours.
+const EVICTIONS_IN_FLIGHT: usize = 32;
+
+/// The open connections of one listener, oldest first, and how many of them are being evicted.
+#[derive(Debug, Default)]
+struct Open {
+    connections: BTreeMap<u64, Arc<Connection>>,
+    evicting: usize,
+}
+
+/// What the accept loop does with a connection it has accepted.
+enum Admission {
+    /// Served, in this slot.
+    Admitted(Arc<Connection>, Slot),
+    /// Every connection is busy: closed at once.
+    Refused,
+    /// Too many evictions are still closing: wait for one, then ask again.
+    WaitForEvictions,
+}
+
 #[derive(Debug)]
 struct Table {
-    open: Mutex<BTreeMap<u64, Arc<Connection>>>,
+    open: Mutex<Open>,
+    /// Signalled each time an evicted connection has closed.
+    evicted: Notify,
     next_id: AtomicU64,
     max: usize,
     metrics: ApiMetrics,
@@ -154,32 +179,36 @@ struct Table {
 
 impl Table {
     /// Admits a new connection, making room at the cap by evicting the oldest connection that is
-    /// waiting for a request; `None` when every connection is busy (the new one is refused).
-    fn admit(self: &Arc<Self>) -> Option<(Arc<Connection>, Slot)> {
+    /// waiting for a request; refuses it when every connection is busy.
+    fn admit(self: &Arc<Self>) -> Admission {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let evicting = open
-            .values()
-            .filter(|c| c.evicting.load(Ordering::Relaxed))
-            .count();
-        if open.len() - evicting >= self.max {
+        if open.connections.len() - open.evicting >= self.max {
+            if open.evicting >= EVICTIONS_IN_FLIGHT {
+                return Admission::WaitForEvictions;
+            }
             self.metrics
                 .record_connection_closed(ConnectionCloseReason::Limit);
-            let victim = open
+            let Some(victim) = open
+                .connections
                 .values()
-                .find(|c| !c.evicting.load(Ordering::Relaxed) && c.is_waiting())?;
+                .find(|c| !c.evicting.load(Ordering::Relaxed) && c.is_waiting())
+            else {
+                return Admission::Refused;
+            };
             victim.evicting.store(true, Ordering::Relaxed);
             // A stored permit: the task sees it even if it is not waiting yet.
             victim.evict.notify_one();
+            open.evicting += 1;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let connection = Arc::new(Connection::new());
-        open.insert(id, Arc::clone(&connection));
+        open.connections.insert(id, Arc::clone(&connection));
         let slot = Slot {
             table: Arc::clone(self),
             id,
             _gauge: self.metrics.connection(),
         };
-        Some((connection, slot))
+        Admission::Admitted(connection, slot)
     }
 }
 
@@ -193,11 +222,18 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.table
+        let mut open = self
+            .table
             .open
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+            .unwrap_or_else(PoisonError::into_inner);
+        let removed = open.connections.remove(&self.id);
+        if removed.is_some_and(|c| c.evicting.load(Ordering::Relaxed)) {
+            open.evicting -= 1;
+            drop(open);
+            // A stored permit: the accept loop sees it even if it is not waiting yet.
+            self.table.evicted.notify_one();
+        }
     }
 }
 
@@ -369,7 +405,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let table = Arc::new(Table {
-        open: Mutex::new(BTreeMap::new()),
+        open: Mutex::new(Open::default()),
+        evicted: Notify::new(),
         next_id: AtomicU64::new(0),
         max: limits.max_connections,
         metrics: metrics.clone(),
@@ -401,8 +438,18 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some((connection, slot)) = table.admit() else {
-            // Every connection is busy: refuse this one now rather than queue it.
+        let admitted = loop {
+            match table.admit() {
+                Admission::Admitted(connection, slot) => break Some((connection, slot)),
+                // Every connection is busy: refuse this one now rather than queue it.
+                Admission::Refused => break None,
+                Admission::WaitForEvictions => tokio::select! {
+                    () = table.evicted.notified() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break None,
+                },
+            }
+        };
+        let Some((connection, slot)) = admitted else {
             drop(stream);
             continue;
         };
@@ -586,5 +633,44 @@ mod tests {
             c.deadline(&limits).is_none(),
             "a WebSocket is never idle-closed here"
         );
+    }
+
+    #[test]
+    fn past_the_cap_evictions_still_closing_are_bounded_and_the_loop_waits_for_one() {
+        let registry = rtx_monitoring::Registry::new();
+        let catalogue = rtx_monitoring::catalogue::TradingMetrics::new(
+            &registry,
+            &rtx_monitoring::catalogue::CatalogueConfig::default(),
+        )
+        .unwrap();
+        let table = Arc::new(Table {
+            open: Mutex::new(Open::default()),
+            evicted: Notify::new(),
+            next_id: AtomicU64::new(0),
+            max: 4,
+            metrics: catalogue.api,
+        });
+        let admit = |table: &Arc<Table>| match table.admit() {
+            Admission::Admitted(connection, slot) => Some((connection, slot)),
+            Admission::Refused => panic!("refused while connections were waiting"),
+            Admission::WaitForEvictions => None,
+        };
+        // Their tasks never run: every admission past the cap evicts one that stays open.
+        let mut held = Vec::new();
+        while let Some(admitted) = admit(&table) {
+            held.push(admitted);
+            assert!(held.len() <= 4 + EVICTIONS_IN_FLIGHT, "no bound");
+        }
+        assert_eq!(held.len(), 4 + EVICTIONS_IN_FLIGHT);
+        // One evicted connection closes: room for exactly one more, and the loop is told.
+        let evicted = held
+            .iter()
+            .position(|(c, _)| c.evicting.load(Ordering::Relaxed));
+        drop(held.remove(evicted.unwrap()));
+        let told = table.evicted.notified();
+        tokio::pin!(told);
+        assert!(told.as_mut().enable(), "the accept loop is not woken");
+        held.push(admit(&table).expect("room after an eviction closed"));
+        assert!(admit(&table).is_none());
     }
 }

@@ -173,13 +173,14 @@ fn a_half_open_flood_is_closed_within_the_header_timeout_and_counted_while_probe
     );
     assert!(by_timeout >= 1.0, "none timed out: {after}");
     // How many reached the cap depends on how fast this machine opens them; that the open
-    // count stays bounded does not. Connections chosen to make room close within moments, so
-    // the gauge may pass the cap by about one burst.
+    // count stays bounded does not. Connections chosen to make room stay open until their tasks
+    // run, and the engine stops accepting while 32 of them are still closing; the gauge may
+    // also lag a removal by the few worker threads dropping a slot at that moment.
     eprintln!(
         "closed for the cap {by_limit}, for the header timeout {by_timeout}; at most {peak_open} open"
     );
     assert!(
-        peak_open <= (MAX_CONNECTIONS + 100) as f64,
+        peak_open <= (MAX_CONNECTIONS + 32 + 8) as f64,
         "{peak_open} connections open at once with a cap of {MAX_CONNECTIONS}"
     );
     // Nothing is left open but this scrape's own connection.
