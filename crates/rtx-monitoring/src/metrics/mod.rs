@@ -5,7 +5,10 @@
 //! HTTP (that is `http`), so it can be used and benchmarked on its own.
 
 mod counter;
+mod dense;
+mod dynamic;
 pub(crate) mod exposition;
+mod family;
 mod gauge;
 mod histogram;
 mod labels;
@@ -13,9 +16,13 @@ mod process;
 mod read;
 mod registry;
 mod shards;
+mod spec;
 
 pub use counter::{Counter, FloatCounter};
+pub use dense::Dense;
+pub use dynamic::{Dynamic, OTHER_LABEL_VALUE};
 pub use exposition::Format;
+pub use family::Metric;
 pub use gauge::{Gauge, InFlight};
 pub use histogram::{
     set_exemplar_source, Exemplar, Histogram, HistogramSnapshot, TraceIds, EXEMPLAR_LABEL_CHARS,
@@ -27,6 +34,5 @@ pub use labels::{
 };
 pub use process::{register_process_collector, ProcessSample};
 pub use read::{Reading, ReadingValue};
-pub use registry::{
-    Dense, Dynamic, Metric, MetricKind, MetricSpec, Registry, RegistryError, OTHER_LABEL_VALUE,
-};
+pub use registry::Registry;
+pub use spec::{MetricKind, MetricSpec, RegistryError};
