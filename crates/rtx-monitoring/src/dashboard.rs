@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::alerts::slos;
+use crate::alerts::{quantile_either_scrape, slos};
 
 /// How a panel draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,16 +67,11 @@ fn rate(metric: &str, extra: &str) -> String {
     format!("rate({metric}{{{SEL}{extra}}}[$__rate_interval])")
 }
 
+/// A latency quantile that has data whether Prometheus stores the histogram as classic buckets
+/// or as a native histogram (see [`quantile_either_scrape`]).
 fn quantile(q: f64, metric: &str, by: &str) -> String {
-    let by = if by.is_empty() {
-        "le".to_owned()
-    } else {
-        format!("{by}, le")
-    };
-    format!(
-        "histogram_quantile({q}, sum by ({by}) ({}))",
-        rate(&format!("{metric}_bucket"), "")
-    )
+    let by: Vec<&str> = by.split(", ").filter(|l| !l.is_empty()).collect();
+    quantile_either_scrape(q, metric, SEL, &by, "$__rate_interval")
 }
 
 /// The rows: order execution, system health, LP connectivity, positions, accounts, SLO and

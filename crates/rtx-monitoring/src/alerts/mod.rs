@@ -20,8 +20,8 @@ pub use evaluate::{
     histogram_quantile, Alert, AlertState, Evaluator, HistoryEntry, RESOLVED_RETENTION,
 };
 pub use prometheus::{
-    expr, prom_duration, render_rule_tests, render_rules, render_runbooks, slos, Slo, BURN_WINDOWS,
-    JOB, RULE_WINDOW,
+    expr, prom_duration, quantile_either_scrape, render_rule_tests, render_rules, render_runbooks,
+    slos, Slo, BURN_WINDOWS, JOB, RULE_WINDOW,
 };
 pub use rules::{
     default_rules, default_rules_for, set_threshold, AlertRule, Comparison, LabelMatch, RiskLimits,

@@ -33,21 +33,48 @@ pub fn prom_duration(d: Duration) -> String {
     }
 }
 
-fn by_clause(extra: &[&str], with_le: bool) -> String {
-    let mut labels = vec!["instance"];
-    labels.extend_from_slice(extra);
-    if with_le {
-        labels.push("le");
-    }
-    labels.join(", ")
-}
-
 fn threshold_text(t: f64) -> String {
     if t.fract() == 0.0 && t.abs() < 1e15 {
         format!("{}", t as i64)
     } else {
         format!("{t}")
     }
+}
+
+/// A quantile of a latency histogram in PromQL that works however Prometheus scrapes it.
+///
+/// Scraped as text or OpenMetrics, a histogram is stored as classic `_bucket` series with an
+/// `le` label. Scraped as protobuf by a Prometheus with native histograms on, the engine's
+/// latency histograms are stored as one native series under the bare name (2.x keeps only the
+/// native part of a histogram that has one). Exactly one of the two exists, so the classic
+/// quantile `or` the native one yields whichever has data, with the same labels (`by` without
+/// `le`), and the same dashboard and rules serve both set-ups.
+///
+/// `selector` is the inside of the braces (may be empty); `window` a range such as `5m` or
+/// `$__rate_interval`.
+pub fn quantile_either_scrape(
+    quantile: f64,
+    metric: &str,
+    selector: &str,
+    by: &[&str],
+    window: &str,
+) -> String {
+    let mut classic_by = by.to_vec();
+    classic_by.push("le");
+    let classic_by = classic_by.join(", ");
+    let native_sum = if by.is_empty() {
+        "sum".to_owned()
+    } else {
+        format!("sum by ({})", by.join(", "))
+    };
+    let selector = if selector.is_empty() {
+        String::new()
+    } else {
+        format!("{{{selector}}}")
+    };
+    format!(
+        "(histogram_quantile({quantile}, sum by ({classic_by}) (rate({metric}_bucket{selector}[{window}]))) or histogram_quantile({quantile}, {native_sum} (rate({metric}{selector}[{window}]))))"
+    )
 }
 
 /// The PromQL expression of a rule.
@@ -58,10 +85,14 @@ pub fn expr(rule: &AlertRule) -> String {
     };
     let t = threshold_text(rule.threshold);
     match rule.signal {
-        Signal::Quantile { metric, quantile, by } => format!(
-            "histogram_quantile({quantile}, sum by ({}) (rate({metric}_bucket[{RULE_WINDOW}]))) {op} {t}",
-            by_clause(by, true)
-        ),
+        Signal::Quantile { metric, quantile, by } => {
+            let mut labels = vec!["instance"];
+            labels.extend_from_slice(by);
+            format!(
+                "{} {op} {t}",
+                quantile_either_scrape(quantile, metric, "", &labels, RULE_WINDOW)
+            )
+        }
         Signal::Share { metric, matching } => format!(
             "sum by (instance) (rate({metric}{{{}}}[{RULE_WINDOW}])) / sum by (instance) (rate({metric}[{RULE_WINDOW}])) {op} {t}",
             matching.promql().replace(".*\"", "..\"")
