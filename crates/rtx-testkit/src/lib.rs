@@ -49,7 +49,7 @@ pub use postgres::PgCluster;
 pub use probes::{
     wait_for_ready_status, wait_for_ready_status_async, wait_for_ready_verdict_async,
 };
-pub use prometheus::Prometheus;
+pub use prometheus::{Prometheus, ScrapeMode};
 pub use rotel::Rotel;
 pub use schemathesis::{run_schemathesis, schemathesis, FuzzReport};
 pub use sockets::{half_open, peer_state, raise_open_file_limit, timed_get, PeerState};

@@ -22,12 +22,34 @@ pub struct Prometheus {
     pub url: String,
 }
 
+/// How Prometheus asks for and stores histograms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScrapeMode {
+    /// The default: text or OpenMetrics, histograms stored as classic `_bucket` series.
+    Classic,
+    /// `--enable-feature=native-histograms`: Prometheus asks for protobuf first and keeps only
+    /// the native part of a histogram that has one.
+    Native,
+}
+
 impl Prometheus {
-    /// Starts one and waits until it is ready.
+    /// Starts one in the default (classic) mode and waits until it is ready.
     ///
     /// # Panics
     /// When the binary is missing or it is not ready within 30 s.
     pub fn start(targets: &[SocketAddr], rule_file: Option<&Path>) -> Prometheus {
+        Prometheus::start_in(ScrapeMode::Classic, targets, rule_file)
+    }
+
+    /// Starts one scraping in `mode` and waits until it is ready.
+    ///
+    /// # Panics
+    /// When the binary is missing or it is not ready within 30 s.
+    pub fn start_in(
+        mode: ScrapeMode,
+        targets: &[SocketAddr],
+        rule_file: Option<&Path>,
+    ) -> Prometheus {
         let binary = tool("RTX_PROMETHEUS", "prometheus");
         let dir = scratch_dir("prometheus");
         let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
@@ -54,6 +76,7 @@ impl Prometheus {
                     dir.join("data").display()
                 ))
                 .arg(format!("--web.listen-address={addr}"))
+                .args((mode == ScrapeMode::Native).then_some("--enable-feature=native-histograms"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
