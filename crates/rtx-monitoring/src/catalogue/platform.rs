@@ -1,6 +1,7 @@
 //! Platform families: the API, the database, the runtime and build, and the monitoring layer's
 //! own health (alerts, logs, spans, health checks).
 
+use std::sync::{Arc, OnceLock};
 #[cfg(feature = "tokio-runtime")]
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use super::{
 };
 use crate::metrics::{
     Counter, Dense, Dynamic, Gauge, Histogram, InFlight, LabelValue, MetricSpec, Registry,
-    RegistryError, LATENCY_BUCKETS,
+    RegistryError, LATENCY_BUCKETS, OTHER_LABEL_VALUE,
 };
 
 /// The route label of requests that matched no route: unknown paths share it, so a scanner
@@ -23,15 +24,141 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub struct ApiMetrics {
     requests: Dynamic<Counter>,
     duration: Dynamic<Histogram>,
+    /// Each route's handles, resolved from the two families once: a request then finds them
+    /// without the families' hashing and read lock.
+    routes: Arc<RouteTable>,
     in_flight: Gauge,
     connections_active: Gauge,
     connections_closed: Dense<Counter, 1>,
+}
+
+/// Distinct status codes one route and method keeps handles for; a route answering with more
+/// (rare: the status label is capped at 64 anyway) resolves the extra ones per request.
+const CACHED_STATUSES: usize = 16;
+
+/// The handles of one route template and method, and the name of its server spans.
+#[derive(Debug)]
+pub(crate) struct RouteRequests {
+    /// `GET /api/orders/{id}`: the span name OpenTelemetry's HTTP conventions give a server
+    /// span, rendered once rather than per request.
+    span_name: Box<str>,
+    route: Box<str>,
+    method: HttpMethod,
+    duration: Histogram,
+    /// Filled first come, first served: a slot, once set, never changes, so readers need no
+    /// lock.
+    statuses: [OnceLock<(u16, Counter)>; CACHED_STATUSES],
+    requests: Dynamic<Counter>,
+}
+
+impl RouteRequests {
+    /// The server span's name: method and route template.
+    pub(crate) fn span_name(&self) -> &str {
+        &self.span_name
+    }
+
+    /// Records a finished request: its status and duration.
+    pub(crate) fn record(&self, status: u16, elapsed: Duration) {
+        self.counter(status, |counter| counter.inc());
+        self.duration.observe_duration(elapsed);
+    }
+
+    /// Runs `f` on the counter of `status`, resolving it once per status code.
+    fn counter<T>(&self, status: u16, f: impl FnOnce(&Counter) -> T) -> T {
+        let resolve = || {
+            self.requests.get(&[
+                self.method.as_str(),
+                &self.route,
+                itoa::Buffer::new().format(status),
+            ])
+        };
+        for slot in &self.statuses {
+            let (cached, counter) = slot.get_or_init(|| (status, resolve()));
+            if *cached == status {
+                return f(counter);
+            }
+        }
+        f(&resolve())
+    }
+}
+
+/// Route templates and their handles, by a hash of the template, in open addressing over a
+/// fixed number of slots. Slots are claimed once and never change, so a lookup is a hash of
+/// the template, a load and a string comparison: no lock, no allocation.
+struct RouteTable {
+    slots: Box<[OnceLock<RouteSlot>]>,
+    /// Where a route goes once every slot is taken: only past the route cap, where the
+    /// families fold the route into `__other__` anyway.
+    overflow: RouteSlot,
+}
+
+impl std::fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| s.get().is_some()).count();
+        f.debug_struct("RouteTable")
+            .field("routes", &used)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One route template: its handles per method, each resolved on the method's first request.
+struct RouteSlot {
+    route: Box<str>,
+    methods: [OnceLock<Box<RouteRequests>>; HttpMethod::ALL.len()],
+}
+
+impl RouteSlot {
+    fn new(route: &str) -> Self {
+        Self {
+            route: route.into(),
+            methods: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
+/// FxHash over the template's 8-byte words: the keys are the application's own route
+/// templates (a raw path never reaches the table), so a fast hash without flooding resistance
+/// is enough, and it costs a few multiplications where SipHash costs tens of nanoseconds.
+fn route_hash(route: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = route.len() as u64;
+    for chunk in route.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    hash
+}
+
+impl RouteTable {
+    /// Room for every route the cap keeps (and `unmatched`) at most half full, so probes stay
+    /// short; a router has a fixed set of templates, so the table never needs to grow.
+    fn new(route_cap: usize) -> Self {
+        let slots = (route_cap.saturating_add(2)).next_power_of_two() * 2;
+        Self {
+            slots: (0..slots).map(|_| OnceLock::new()).collect(),
+            overflow: RouteSlot::new(OTHER_LABEL_VALUE),
+        }
+    }
+
+    fn slot(&self, route: &str) -> &RouteSlot {
+        let mask = self.slots.len() - 1;
+        let start = route_hash(route) as usize & mask;
+        for probe in 0..self.slots.len() {
+            let slot = self.slots[(start + probe) & mask].get_or_init(|| RouteSlot::new(route));
+            if *slot.route == *route {
+                return slot;
+            }
+        }
+        &self.overflow
+    }
 }
 
 impl ApiMetrics {
     pub(crate) fn new(r: &Registry, config: &CatalogueConfig) -> Result<Self, RegistryError> {
         let route_cap = Some(config.route_cap);
         Ok(Self {
+            routes: Arc::new(RouteTable::new(config.route_cap)),
             requests: r.dynamic(
                 spec_counter(
                     "rtx_http_requests_total",
@@ -73,13 +200,34 @@ impl ApiMetrics {
     /// Records a finished request. `route` is the route template (`/api/orders/{id}`), never the
     /// raw path; use [`UNMATCHED_ROUTE`] when nothing matched.
     pub fn record_request(&self, method: HttpMethod, route: &str, status: u16, elapsed: Duration) {
-        let mut status_buf = itoa::Buffer::new();
-        self.requests
-            .get(&[method.as_str(), route, status_buf.format(status)])
-            .inc();
-        self.duration
-            .get(&[method.as_str(), route])
-            .observe_duration(elapsed);
+        self.route(method, route).record(status, elapsed);
+    }
+
+    /// The handles of one route template and method, resolved on their first request and
+    /// found afterwards without a lock or an allocation. Routes past the route cap share the
+    /// `__other__` series, as the families fold them; once the table holds every route it has
+    /// room for (only possible past the cap), further routes share one entry whose span name
+    /// is the method alone, as OpenTelemetry names a server span without a route.
+    pub(crate) fn route(&self, method: HttpMethod, route: &str) -> &RouteRequests {
+        let slot = self.routes.slot(route);
+        slot.methods[method.index()].get_or_init(|| {
+            let overflowed = std::ptr::eq(slot, &self.routes.overflow);
+            let span_name = if overflowed {
+                method.as_str().into()
+            } else {
+                format!("{} {}", method.as_str(), slot.route).into()
+            };
+            // Past the table, `route` is one of many: the handles are the folded series'.
+            let label = if overflowed { OTHER_LABEL_VALUE } else { route };
+            Box::new(RouteRequests {
+                span_name,
+                route: slot.route.clone(),
+                method,
+                duration: self.duration.get(&[method.as_str(), label]),
+                statuses: std::array::from_fn(|_| OnceLock::new()),
+                requests: self.requests.clone(),
+            })
+        })
     }
 
     /// The request counter for one label set.
@@ -419,5 +567,74 @@ impl SelfMetrics {
     #[inline]
     pub fn record_log_event(&self, level: LogLevel) {
         self.log_events.get([level.index()]).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(route_cap: usize) -> ApiMetrics {
+        let config = CatalogueConfig {
+            route_cap,
+            ..CatalogueConfig::default()
+        };
+        ApiMetrics::new(&Registry::new(), &config).unwrap()
+    }
+
+    #[test]
+    fn routes_past_the_cap_share_the_other_series_and_keep_their_own_span_name() {
+        let api = api(2);
+        for route in ["/a", UNMATCHED_ROUTE, "/c", "/a"] {
+            api.record_request(HttpMethod::Get, route, 200, Duration::from_millis(1));
+        }
+        assert_eq!(api.requests(HttpMethod::Get, "/a", 200).get(), 2);
+        assert_eq!(api.requests(HttpMethod::Get, UNMATCHED_ROUTE, 200).get(), 1);
+        assert_eq!(
+            api.requests(HttpMethod::Get, OTHER_LABEL_VALUE, 200).get(),
+            1,
+            "the third route is past the cap of 2"
+        );
+        assert_eq!(api.route(HttpMethod::Get, "/c").span_name(), "GET /c");
+        assert_eq!(api.requests.len(), 3, "no series beyond the cap");
+    }
+
+    #[test]
+    fn a_full_table_sends_further_routes_to_one_shared_entry() {
+        // A cap of 2 gives 8 slots; 40 routes fill them and overflow.
+        let api = api(2);
+        for i in 0..40 {
+            let route = format!("/r/{i}");
+            api.record_request(HttpMethod::Post, &route, 201, Duration::from_millis(1));
+        }
+        let total: u64 = [OTHER_LABEL_VALUE, "/r/0", "/r/1"]
+            .iter()
+            .map(|route| api.requests(HttpMethod::Post, route, 201).get())
+            .sum();
+        assert_eq!(total, 40, "every request counted once");
+        let overflowed = api.route(HttpMethod::Post, "/r/39");
+        assert_eq!(
+            overflowed.span_name(),
+            "POST",
+            "a span named by the method alone"
+        );
+        assert_eq!(api.requests.len(), 3);
+    }
+
+    #[test]
+    fn statuses_beyond_the_cached_ones_are_still_counted() {
+        let api = api(8);
+        let statuses = 200..200 + CACHED_STATUSES as u16 + 4;
+        for status in statuses.clone() {
+            api.record_request(HttpMethod::Get, "/x", status, Duration::from_millis(1));
+            api.record_request(HttpMethod::Get, "/x", status, Duration::from_millis(1));
+        }
+        for status in statuses {
+            assert_eq!(
+                api.requests(HttpMethod::Get, "/x", status).get(),
+                2,
+                "{status}"
+            );
+        }
     }
 }
