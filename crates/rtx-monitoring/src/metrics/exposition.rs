@@ -1,10 +1,12 @@
-//! The two exposition formats: Prometheus text 0.0.4 and OpenMetrics 1.0.0, and choosing
-//! between them from an `Accept` header.
+//! The three exposition formats: Prometheus text 0.0.4, OpenMetrics 1.0.0 and the Prometheus
+//! protobuf format, and choosing between them from an `Accept` header.
 
 use std::sync::PoisonError;
+use std::time::UNIX_EPOCH;
 
 use super::histogram::{Exemplar, HistogramSnapshot};
 use super::labels::{escape_help_openmetrics, escape_help_text};
+use super::protobuf;
 use super::registry::{Family, MetricKind, Registry, SeriesValue};
 
 /// An exposition format.
@@ -12,8 +14,12 @@ use super::registry::{Family, MetricKind, Registry, SeriesValue};
 pub enum Format {
     /// `text/plain; version=0.0.4`: what every Prometheus understands; no exemplars.
     PrometheusText,
-    /// `application/openmetrics-text; version=1.0.0`: units, `# EOF`, exemplars.
+    /// `application/openmetrics-text; version=1.0.0`: units, `# EOF`, exemplars, `_created`.
     OpenMetrics,
+    /// `application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
+    /// encoding=delimited`: what Prometheus asks for first when it ingests native histograms;
+    /// exemplars and created timestamps.
+    Protobuf,
 }
 
 impl Format {
@@ -22,19 +28,33 @@ impl Format {
         match self {
             Format::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Protobuf => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            }
         }
     }
 
-    /// Picks the format an `Accept` header prefers: OpenMetrics when it is acceptable with a
-    /// quality at least that of plain text, plain text otherwise (and when the header is
-    /// missing or unparsable, since every scraper reads plain text).
+    /// Picks the format an `Accept` header gives the highest quality; on a tie the richer one
+    /// (protobuf, then OpenMetrics, then plain text). Protobuf only when asked for by name with
+    /// `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`, as Prometheus does
+    /// (`*/*` means a reader of text); plain text when the header is missing or unparsable,
+    /// since every scraper reads plain text.
     pub fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::PrometheusText;
         };
+        let mut protobuf_q = 0.0f32;
         let mut openmetrics_q = 0.0f32;
         let mut text_q = 0.0f32;
         for item in parse_header_list(accept) {
+            if item.value == "application/vnd.google.protobuf" {
+                let ours = item.param("proto") == Some("io.prometheus.client.MetricFamily")
+                    && item.param("encoding") == Some("delimited");
+                if ours {
+                    protobuf_q = protobuf_q.max(item.quality);
+                }
+                continue;
+            }
             // 0.0.1 is the draft Prometheus still advertises; its text is the same.
             let version_ok = item
                 .param("version")
@@ -47,7 +67,9 @@ impl Format {
                 _ => {}
             }
         }
-        if openmetrics_q > 0.0 && openmetrics_q >= text_q {
+        if protobuf_q > 0.0 && protobuf_q >= openmetrics_q && protobuf_q >= text_q {
+            Format::Protobuf
+        } else if openmetrics_q > 0.0 && openmetrics_q >= text_q {
             Format::OpenMetrics
         } else {
             Format::PrometheusText
@@ -108,16 +130,29 @@ pub(crate) fn parse_header_list(header: &str) -> impl Iterator<Item = HeaderItem
 impl Registry {
     /// Encodes every family into `out`, after running the collect hooks.
     pub fn encode(&self, format: Format, out: &mut Vec<u8>) {
+        self.encode_selected(format, &[], out);
+    }
+
+    /// Encodes the families named in `names` (every family when it is empty) into `out`,
+    /// after running the collect hooks. A family is named as the text format names it (a
+    /// counter with its `_total`), the way client_golang filters on `name[]`; a name no family
+    /// has selects nothing.
+    pub fn encode_selected(&self, format: Format, names: &[&str], out: &mut Vec<u8>) {
         self.run_hooks();
-        for family in self.families() {
-            encode_family(&family, format, out);
+        let selected = |family: &Family| names.is_empty() || names.contains(&family.spec.name());
+        for family in self.families().iter().filter(|f| selected(f)) {
+            match format {
+                Format::Protobuf => protobuf::encode_family(family, out),
+                Format::PrometheusText | Format::OpenMetrics => encode_family(family, format, out),
+            }
         }
         if format == Format::OpenMetrics {
             out.extend_from_slice(b"# EOF\n");
         }
     }
 
-    /// Encodes into a new string (for tests and tools).
+    /// Encodes a text format into a new string (for tests and tools); protobuf is binary, read
+    /// it with [`Registry::encode`].
     pub fn encode_to_string(&self, format: Format) -> String {
         let mut out = Vec::with_capacity(64 * 1024);
         self.encode(format, &mut out);
@@ -161,6 +196,9 @@ fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
         out.extend_from_slice(unit.as_bytes());
         out.push(b'\n');
     }
+    // OpenMetrics gives counters and histograms a `_created` sample: the moment the series
+    // started from zero, so a reader can tell a fresh series from one it missed the start of.
+    let created = openmetrics && matches!(spec.kind, MetricKind::Counter | MetricKind::Histogram);
     let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
     for s in series.iter() {
         match &s.value {
@@ -176,6 +214,12 @@ fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
             SeriesValue::Histogram(h) => {
                 encode_histogram(out, name, &s.labels, &h.snapshot(), openmetrics)
             }
+        }
+        if created {
+            sample(out, family_name, "_created", &s.labels, None, |o| {
+                let seconds = s.created.duration_since(UNIX_EPOCH).unwrap_or_default();
+                write_f64(o, seconds.as_secs_f64())
+            });
         }
     }
 }
@@ -308,6 +352,33 @@ mod tests {
             Format::PrometheusText
         );
         assert_eq!(Format::negotiate(Some(";;;,,q=x")), Format::PrometheusText);
+        // Prometheus 2.42 with native histograms enabled, as its binary sends it.
+        let native = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(native)), Format::Protobuf);
+        let proto = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+        assert_eq!(
+            Format::negotiate(Some(&format!("{proto};q=0.4,text/plain;q=0.5"))),
+            Format::PrometheusText
+        );
+        assert_eq!(
+            Format::negotiate(Some(&format!(
+                "{proto};q=0.5,application/openmetrics-text;q=0.5"
+            ))),
+            Format::Protobuf,
+            "a tie goes to the richer format"
+        );
+        for other in [
+            "application/vnd.google.protobuf",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+            "application/vnd.google.protobuf;proto=other.Message;encoding=delimited",
+            "*/*",
+        ] {
+            assert_eq!(
+                Format::negotiate(Some(other)),
+                Format::PrometheusText,
+                "{other}"
+            );
+        }
         assert_eq!(Format::negotiate(None), Format::PrometheusText);
     }
 
@@ -363,10 +434,24 @@ mod tests {
             "01".repeat(8)
         )));
         assert!(om.ends_with("# EOF\n"));
+        let created = om
+            .lines()
+            .find_map(|l| l.strip_prefix("x_requests_created{code=\"200\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("a _created sample after the counter");
+        assert!(
+            (created - UNIX_EPOCH.elapsed().expect("after 1970").as_secs_f64()).abs() < 60.0,
+            "{created}"
+        );
+        assert!(om.contains("x_latency_seconds_count 1\nx_latency_seconds_created "));
         let text = r.encode_to_string(Format::PrometheusText);
         assert!(text.contains("# TYPE x_requests_total counter\n"));
         assert!(text.contains("# HELP x_requests_total Requests \"quoted\".\n"));
         assert!(!text.contains("trace_id"));
         assert!(!text.contains("# EOF"));
+        assert!(
+            !text.contains("_created"),
+            "the text format has no created samples"
+        );
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Series {
     /// `name="value",…` without braces, escaped once at creation.
     pub(crate) labels: Box<str>,
     pub(crate) value: SeriesValue,
+    /// When the series was registered: the `_created` sample and protobuf `created_timestamp`,
+    /// which tell a reader the series started from zero then.
+    pub(crate) created: std::time::SystemTime,
 }
 
 #[derive(Debug)]
@@ -41,7 +44,11 @@ impl Family {
         self.series
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Series { labels, value });
+            .push(Series {
+                labels,
+                value,
+                created: std::time::SystemTime::now(),
+            });
     }
 }
 
@@ -92,7 +99,7 @@ impl Metric for Histogram {
             .buckets
             .clone()
             .unwrap_or_else(|| Arc::from(super::histogram::LATENCY_BUCKETS));
-        let base = cells.allocate(Histogram::cells_needed(&bounds))?;
+        let base = cells.allocate(Histogram::cells_needed(&bounds, spec.exemplars))?;
         let h = Histogram::new(Arc::clone(cells), base, bounds, spec.exemplars);
         Some((h.clone(), SeriesValue::Histogram(h)))
     }

@@ -13,6 +13,7 @@ mod gauge;
 mod histogram;
 mod labels;
 mod process;
+mod protobuf;
 mod read;
 mod registry;
 mod shards;

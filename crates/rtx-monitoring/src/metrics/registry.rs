@@ -231,6 +231,7 @@ impl Registry {
             rendered.push(Series {
                 labels: render_label_pairs(&family.spec.labels, &combo),
                 value,
+                created: std::time::SystemTime::now(),
             });
         }
         family

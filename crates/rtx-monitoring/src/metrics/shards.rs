@@ -9,15 +9,27 @@
 //! slots. When a thread exits its slot goes back to a free list with its values intact, and the
 //! next thread continues from them, so nothing recorded is ever lost.
 //!
-//! Threads beyond [`MAX_SLOTS`] share one overflow slot updated with real read-modify-write
-//! atomics: slower, still exact.
+//! Private slots are capped at a small multiple of the cores ([`private_slots`]): a scrape reads
+//! every slot, and a private copy per thread of a process that runs hundreds of mostly idle
+//! threads would make the scrape and the memory grow with the thread count while buying nothing,
+//! since no more threads than cores record at once. Threads past the cap share a few *striped*
+//! copies (one per core, [`stripes`]) updated with real read-modify-write atomics: slower, still
+//! exact. A thread keeps the slot or stripe it was given for its whole life.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 
-/// How many threads can own a private slot at once.
+/// The most private slots any machine gets, whatever its core count.
 pub(crate) const MAX_SLOTS: usize = 128;
+/// Private slots per core: the cores' worker threads plus as many again for the threads that
+/// record now and then (a blocking pool, a writer thread) without spilling onto the stripes.
+const SLOTS_PER_CORE: usize = 2;
+/// Private slots on the smallest machine, so that a 1- or 2-core box still gives its few
+/// recording threads their own copy.
+const MIN_SLOTS: usize = 4;
+/// The most striped copies: each one is read by every scrape and held in memory.
+const MAX_STRIPES: usize = 16;
 const CHUNK_BITS: usize = 9;
 /// Cells per chunk: one chunk is 4 KiB, a page, allocated the first time a thread touches it.
 pub(crate) const CHUNK_CELLS: usize = 1 << CHUNK_BITS;
@@ -25,12 +37,41 @@ const MAX_CHUNKS: usize = 2048;
 /// The most cells one registry can hold (a histogram with 17 buckets uses 19).
 pub(crate) const MAX_CELLS: usize = CHUNK_CELLS * MAX_CHUNKS;
 
+/// How many slots and stripes this process uses, fixed at the first use from the core count.
+struct Layout {
+    slots: usize,
+    stripes: usize,
+}
+
+fn layout() -> &'static Layout {
+    static LAYOUT: OnceLock<Layout> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Layout {
+            slots: (cores * SLOTS_PER_CORE).clamp(MIN_SLOTS, MAX_SLOTS),
+            stripes: cores.clamp(1, MAX_STRIPES),
+        }
+    })
+}
+
+/// How many threads can own a private slot at once.
+pub(crate) fn private_slots() -> usize {
+    layout().slots
+}
+
+/// How many striped copies the threads past [`private_slots`] share.
+pub(crate) fn stripes() -> usize {
+    layout().stripes
+}
+
 const UNCLAIMED: u32 = 0;
-const OVERFLOW: u32 = u32::MAX;
+/// Set in a thread's state when it records into stripe `state & !STRIPED`; otherwise the state
+/// is its private slot plus one.
+const STRIPED: u32 = 1 << 31;
 
 thread_local! {
-    // 0 = no slot yet, k + 1 = owns slot k, OVERFLOW = uses the shared slot. A const
-    // initializer with no destructor makes reading it a single thread-pointer-relative load.
+    // 0 = no slot yet, k + 1 = owns slot k, STRIPED | s = shares stripe s. A const initializer
+    // with no destructor makes reading it a single thread-pointer-relative load.
     static SLOT: Cell<u32> = const { Cell::new(UNCLAIMED) };
     static RELEASER: SlotReleaser = const { SlotReleaser };
 }
@@ -53,8 +94,9 @@ struct SlotReleaser;
 impl Drop for SlotReleaser {
     fn drop(&mut self) {
         let state = SLOT.with(Cell::get);
-        if state != UNCLAIMED && state != OVERFLOW {
-            SLOT.with(|s| s.set(OVERFLOW));
+        if state != UNCLAIMED && state & STRIPED == 0 {
+            // Whatever this thread still records while it is torn down goes to a stripe.
+            SLOT.with(|s| s.set(STRIPED));
             // The mutex hand-off orders this thread's last stores before the next owner's loads.
             if let Ok(mut pool) = POOL.lock() {
                 pool.free.push(state - 1);
@@ -63,12 +105,20 @@ impl Drop for SlotReleaser {
     }
 }
 
+/// A stripe for a thread past the cap, spread round-robin so that the threads sharing one
+/// stripe are as few as they can be.
+fn next_stripe() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    STRIPED | (NEXT.fetch_add(1, Relaxed) % stripes() as u32)
+}
+
 #[cold]
 fn claim_slot() -> u32 {
+    let cap = private_slots();
     let claimed = match POOL.lock() {
         Ok(mut pool) => match pool.free.pop() {
             Some(k) => Some(k),
-            None if (pool.next as usize) < MAX_SLOTS => {
+            None if (pool.next as usize) < cap => {
                 pool.next += 1;
                 HIGH_WATER.fetch_max(pool.next as usize, Relaxed);
                 Some(pool.next - 1)
@@ -79,31 +129,28 @@ fn claim_slot() -> u32 {
     };
     let state = match claimed {
         // Registering the releaser fails only while this thread is being torn down; then the
-        // slot cannot be given back later, so give it back now and use the shared slot.
+        // slot cannot be given back later, so give it back now and use a stripe.
         Some(k) if RELEASER.try_with(|_| ()).is_ok() => k + 1,
         Some(k) => {
             if let Ok(mut pool) = POOL.lock() {
                 pool.free.push(k);
             }
-            OVERFLOW
+            next_stripe()
         }
-        None => OVERFLOW,
+        None => next_stripe(),
     };
     SLOT.with(|s| s.set(state));
     state
 }
 
-/// The calling thread's slot, or `None` for the shared overflow slot.
+/// The calling thread's state: its private slot plus one, or `STRIPED` with its stripe.
 #[inline(always)]
-fn current_slot() -> Option<usize> {
-    let mut state = SLOT.with(Cell::get);
+fn current_state() -> u32 {
+    let state = SLOT.with(Cell::get);
     if state == UNCLAIMED {
-        state = claim_slot();
-    }
-    if state == OVERFLOW {
-        None
+        claim_slot()
     } else {
-        Some(state as usize - 1)
+        state
     }
 }
 
@@ -126,6 +173,12 @@ impl Arena {
         self.chunks[index].get_or_init(new_chunk)
     }
 
+    fn heap_bytes(&self) -> usize {
+        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        chunks * std::mem::size_of::<Chunk>()
+            + self.chunks.len() * std::mem::size_of::<OnceLock<Box<Chunk>>>()
+    }
+
     #[inline]
     fn peek(&self, cell: usize) -> u64 {
         self.chunks[cell >> CHUNK_BITS]
@@ -139,11 +192,11 @@ fn new_chunk() -> Box<Chunk> {
     Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
 }
 
-/// All cells of one registry: one arena per slot plus the shared overflow arena.
+/// All cells of one registry: one arena per private slot plus the striped arenas.
 #[doc(hidden)]
 pub struct ShardedCells {
     slots: Box<[OnceLock<Arena>]>,
-    overflow: Arena,
+    stripes: Box<[OnceLock<Arena>]>,
     next_cell: Mutex<usize>,
 }
 
@@ -190,13 +243,32 @@ impl LocalCells<'_> {
             });
         }
     }
+
+    /// The cell itself, for updates that are not sums (an exemplar's fields).
+    #[inline(always)]
+    pub(crate) fn cell(&self, offset: usize) -> &AtomicU64 {
+        &self.chunk[self.base + offset]
+    }
+
+    /// True when the calling thread is the only writer of these cells (a private slot); false
+    /// on a stripe, which other threads update at the same time.
+    #[inline(always)]
+    pub(crate) fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+}
+
+impl Default for ShardedCells {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ShardedCells {
     pub(crate) fn new() -> Self {
         Self {
-            slots: (0..MAX_SLOTS).map(|_| OnceLock::new()).collect(),
-            overflow: Arena::new(),
+            slots: (0..private_slots()).map(|_| OnceLock::new()).collect(),
+            stripes: (0..stripes()).map(|_| OnceLock::new()).collect(),
             next_cell: Mutex::new(0),
         }
     }
@@ -231,12 +303,14 @@ impl ShardedCells {
     /// The calling thread's view of the cells starting at `base`.
     #[inline(always)]
     pub(crate) fn local(&self, base: usize) -> LocalCells<'_> {
-        let (arena, exclusive) = match current_slot() {
-            Some(k) => (self.slots[k].get_or_init(Arena::new), true),
-            None => (&self.overflow, false),
+        let state = current_state();
+        let (slot, exclusive) = if state & STRIPED == 0 {
+            (&self.slots[state as usize - 1], true)
+        } else {
+            (&self.stripes[(state & !STRIPED) as usize], false)
         };
         LocalCells {
-            chunk: arena.chunk(base >> CHUNK_BITS),
+            chunk: slot.get_or_init(Arena::new).chunk(base >> CHUNK_BITS),
             base: base & (CHUNK_CELLS - 1),
             exclusive,
         }
@@ -255,27 +329,43 @@ impl ShardedCells {
             .sum()
     }
 
-    fn live_arenas(&self) -> impl Iterator<Item = &Arena> {
-        let high = HIGH_WATER.load(Relaxed).min(MAX_SLOTS);
-        self.slots[..high]
-            .iter()
-            .filter_map(OnceLock::get)
-            .chain(std::iter::once(&self.overflow))
+    /// Calls `visit` with every slot's and stripe's copy of the `count` cells at `base`, one copy
+    /// after the other: a series of many cells (a histogram) is read copy by copy, each copy
+    /// from one chunk, rather than cell by cell across every copy. The flag tells whether the
+    /// copy is a private slot's (one writer) or a stripe's (several).
+    pub(crate) fn for_each_copy(
+        &self,
+        base: usize,
+        count: usize,
+        mut visit: impl FnMut(&[AtomicU64], bool),
+    ) {
+        let (chunk, start) = (base >> CHUNK_BITS, base & (CHUNK_CELLS - 1));
+        let high = HIGH_WATER.load(Relaxed).min(self.slots.len());
+        let private = self.slots[..high].iter().map(|slot| (slot, true));
+        let striped = self.stripes.iter().map(|slot| (slot, false));
+        for (slot, exclusive) in private.chain(striped) {
+            if let Some(cells) = slot.get().and_then(|arena| arena.chunks[chunk].get()) {
+                visit(&cells[start..start + count], exclusive);
+            }
+        }
     }
 
-    /// Bytes held by allocated chunks: what the memory figures in the docs count.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let arenas = self
-            .slots
+    fn live_arenas(&self) -> impl Iterator<Item = &Arena> {
+        let high = HIGH_WATER.load(Relaxed).min(self.slots.len());
+        self.slots[..high]
             .iter()
+            .chain(self.stripes.iter())
             .filter_map(OnceLock::get)
-            .chain(std::iter::once(&self.overflow));
-        arenas
-            .map(|a| {
-                let chunks = a.chunks.iter().filter(|c| c.get().is_some()).count();
-                chunks * std::mem::size_of::<Chunk>()
-                    + a.chunks.len() * std::mem::size_of::<OnceLock<Box<Chunk>>>()
-            })
+    }
+
+    /// Bytes held by allocated chunks and chunk tables: what the memory figures in the docs
+    /// count.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .chain(self.stripes.iter())
+            .filter_map(OnceLock::get)
+            .map(Arena::heap_bytes)
             .sum()
     }
 }
@@ -294,15 +384,19 @@ mod tests {
         assert_eq!(second, CHUNK_CELLS);
     }
 
-    #[test]
-    fn many_threads_lose_no_increment_even_past_the_slot_limit() {
-        let cells = Arc::new(ShardedCells::new());
-        let base = cells.allocate(2).unwrap();
-        // More threads than private slots, in waves, so slots are recycled and overflow is used.
-        let threads: Vec<_> = (0..MAX_SLOTS + 40)
+    /// Records 1000 times into a counter cell and a float cell from each of `threads` threads
+    /// that all hold their slot at once, so that past the cap some of them must share stripes.
+    fn record_from_live_threads(cells: &Arc<ShardedCells>, base: usize, threads: usize) {
+        let all_claimed = Arc::new(std::sync::Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let cells = Arc::clone(&cells);
+                let cells = Arc::clone(cells);
+                let all_claimed = Arc::clone(&all_claimed);
                 std::thread::spawn(move || {
+                    // Claim a slot or stripe, then wait until every thread holds one, so that
+                    // none gives its slot back before the last has claimed.
+                    cells.local(base).add_u64(0, 0);
+                    all_claimed.wait();
                     for _ in 0..1000 {
                         let local = cells.local(base);
                         local.add_u64(0, 1);
@@ -311,12 +405,72 @@ mod tests {
                 })
             })
             .collect();
-        for t in threads {
+        for t in handles {
             t.join().unwrap();
         }
-        let n = (MAX_SLOTS + 40) as u64 * 1000;
+    }
+
+    #[test]
+    fn threads_past_the_slot_cap_share_stripes_and_lose_nothing() {
+        let cells = Arc::new(ShardedCells::new());
+        let base = cells.allocate(2).unwrap();
+        let threads = private_slots() + 4 * stripes() + 8;
+        record_from_live_threads(&cells, base, threads);
+        assert!(
+            cells.stripes.iter().any(|s| s.get().is_some()),
+            "{threads} live threads with {} private slots used no stripe",
+            private_slots()
+        );
+        let n = threads as u64 * 1000;
         assert_eq!(cells.read_u64(base), n);
         assert_eq!(cells.read_f64(base + 1), n as f64 * 0.5);
+    }
+
+    #[test]
+    fn waves_of_threads_recycle_slots_and_lose_nothing() {
+        let cells = Arc::new(ShardedCells::new());
+        let base = cells.allocate(2).unwrap();
+        // Waves past the cap: each wave's slots go back to the pool and the next wave continues
+        // from their values; the threads of a wave past the cap use stripes.
+        let per_wave = private_slots() + 3;
+        for _ in 0..4 {
+            record_from_live_threads(&cells, base, per_wave);
+        }
+        let n = 4 * per_wave as u64 * 1000;
+        assert_eq!(cells.read_u64(base), n);
+        assert_eq!(cells.read_f64(base + 1), n as f64 * 0.5);
+        let arenas = cells.live_arenas().count();
+        assert!(
+            arenas <= private_slots() + stripes(),
+            "{arenas} copies for at most {} slots and {} stripes",
+            private_slots(),
+            stripes()
+        );
+    }
+
+    #[test]
+    fn copies_read_one_by_one_add_up_to_the_cell_reads() {
+        let cells = Arc::new(ShardedCells::new());
+        let base = cells.allocate(3).unwrap();
+        for t in 0..3u64 {
+            let c = Arc::clone(&cells);
+            std::thread::spawn(move || {
+                let local = c.local(base);
+                local.add_u64(0, t + 1);
+                local.add_u64(2, 10 * (t + 1));
+            })
+            .join()
+            .unwrap();
+        }
+        let mut sums = [0u64; 3];
+        cells.for_each_copy(base, 3, |copy, _| {
+            for (sum, cell) in sums.iter_mut().zip(copy) {
+                *sum += cell.load(Relaxed);
+            }
+        });
+        assert_eq!(sums, [6, 0, 60]);
+        assert_eq!(sums[0], cells.read_u64(base));
+        assert_eq!(sums[2], cells.read_u64(base + 2));
     }
 
     #[test]
