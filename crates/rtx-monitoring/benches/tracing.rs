@@ -1,6 +1,8 @@
 //! One span: start, three attributes, end, sampled and handed to a discarding exporter. Ours
 //! (a `tracing` span through `SpanLayer`), the OpenTelemetry SDK used directly with its simple
-//! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus our unsampled span.
+//! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus our unsampled span,
+//! and the same span through the engine's whole subscriber (the span layer and the JSON log
+//! layer behind its level filter, as `logging::try_init_with` installs them).
 //! Run with `cargo bench -p rtx-monitoring --bench tracing`.
 
 #![allow(missing_docs)]
@@ -13,6 +15,7 @@ use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use rtx_monitoring::logging::{subscriber_with, LogConfig, Sink};
 use rtx_monitoring::trace::{FinishedSpan, SpanLayer, SpanSink};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -97,5 +100,37 @@ fn spans(c: &mut Criterion) {
     let _ = provider.shutdown();
 }
 
-criterion_group!(benches, spans);
+/// The engine's subscriber: the span layer at `ratio` and the JSON layer at `info`, writing
+/// into a discarding sink through the real writer thread.
+fn engine_stack(
+    ratio: f64,
+) -> (
+    impl tracing::Subscriber + Send + Sync,
+    rtx_monitoring::logging::LogGuard,
+) {
+    let config = LogConfig {
+        sink: Sink::Writer(Box::new(std::io::sink())),
+        buffer_bytes: 64 * 1024 * 1024,
+        ..LogConfig::new("rtx-engine", "0.1.0")
+    };
+    let spans = SpanLayer::new(ratio, Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>));
+    subscriber_with(config, None, spans).expect("subscriber")
+}
+
+fn spans_through_the_engine_stack(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span_start_3_attributes_end");
+    for (ratio, case) in [(1.0, "sampled"), (0.0, "unsampled")] {
+        let (subscriber, guard) = engine_stack(ratio);
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function(
+                format!("engine stack (SpanLayer + JsonLayer), {case}"),
+                |b| b.iter(span_with_three_attributes),
+            );
+        });
+        guard.flush(std::time::Duration::from_secs(5));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, spans, spans_through_the_engine_stack);
 criterion_main!(benches);

@@ -342,18 +342,41 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut bytes = Vec::new();
-        let mut entries = Vec::new();
-        let mut scratch = String::new();
-        attrs.record(&mut FieldWriter {
-            fields: &mut bytes,
-            message: None,
-            redactor: &self.redactor,
-            scratch: &mut scratch,
-            fatal: false,
-            names: &mut entries,
+        let render = |fields: &mut Vec<u8>, names: &mut Vec<FieldEntry>, scratch: &mut String| {
+            fields.clear();
+            names.clear();
+            attrs.record(&mut FieldWriter {
+                fields,
+                message: None,
+                redactor: &self.redactor,
+                scratch,
+                fatal: false,
+                names,
+            });
+            // Copied once at their exact size: rendered straight into new vectors, a span's
+            // fields grew them through five or six reallocations.
+            SpanFields {
+                bytes: fields.as_slice().to_vec(),
+                entries: names.as_slice().to_vec(),
+            }
+        };
+        let rendered = BUFFERS.try_with(|cell| {
+            let mut buffers = cell.try_borrow_mut().ok()?;
+            let Buffers {
+                fields,
+                names,
+                scratch,
+                ..
+            } = &mut *buffers;
+            Some(render(fields, names, scratch))
         });
-        span.extensions_mut().insert(SpanFields { bytes, entries });
+        // A span opened while this thread's buffers are in use (by a field's `Debug` that
+        // opens one) or while the thread exits renders into vectors of its own.
+        let fields = rendered
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| render(&mut Vec::new(), &mut Vec::new(), &mut String::new()));
+        span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -454,6 +477,28 @@ pub fn layer(
     Ok((layer, LogGuard { writer }))
 }
 
+/// The subscriber [`try_init_with`] installs, without installing it: the registry, `extra`
+/// layers (such as the tracing module's [`SpanLayer`](crate::trace::SpanLayer)) and the JSON
+/// layer behind the configured level filter. Benchmarks and tests measure this exact stack.
+///
+/// # Errors
+/// A bad filter, or a writer that cannot start.
+pub fn subscriber_with<L>(
+    config: LogConfig,
+    metrics: Option<SelfMetrics>,
+    extra: L,
+) -> Result<(impl Subscriber + Send + Sync + 'static, LogGuard), LogError>
+where
+    L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    let filter = parse_filter(&config.filter)?;
+    let (json, guard) = layer(config, metrics)?;
+    let subscriber = tracing_subscriber::registry()
+        .with(extra)
+        .with(json.with_filter(filter));
+    Ok((subscriber, guard))
+}
+
 /// Installs JSON logging as the global `tracing` subscriber, with `extra` layers (such as the
 /// tracing module's span exporter) beside it.
 ///
@@ -467,11 +512,7 @@ pub fn try_init_with<L>(
 where
     L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
 {
-    let filter = parse_filter(&config.filter)?;
-    let (json, guard) = layer(config, metrics)?;
-    let subscriber = tracing_subscriber::registry()
-        .with(extra)
-        .with(json.with_filter(filter));
+    let (subscriber, guard) = subscriber_with(config, metrics, extra)?;
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadyInstalled)?;
     Ok(guard)
 }
