@@ -1,6 +1,6 @@
 //! The exposition, with hostile label values and exemplars, is read correctly by the real
 //! consumers: `promtool check metrics` and the official Python client's Prometheus and
-//! OpenMetrics parsers. Exemplars appear only in OpenMetrics.
+//! OpenMetrics parsers. Exemplars and `_created` samples appear only in OpenMetrics.
 
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -109,4 +109,11 @@ fn the_python_openmetrics_parser_accepts_the_exposition_and_its_exemplars() {
         parsed.contains("info rtx_build_info"),
         "build info is an OpenMetrics info family"
     );
+    // Counters and histograms carry `_created`, which the parser reads as part of the family.
+    for created in [
+        "counter rtx_orders_created [('order_type', 'market'), ('outcome', 'filled'), ('route', 'ABOOK'), ('symbol', 'EURUSD')]",
+        "histogram rtx_order_execution_latency_seconds_created ",
+    ] {
+        assert!(parsed.contains(created), "no {created} in:\n{parsed}");
+    }
 }

@@ -10,7 +10,7 @@ use super::protobuf;
 use super::registry::{Family, MetricKind, Registry, SeriesValue};
 
 /// An exposition format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     /// `text/plain; version=0.0.4`: what every Prometheus understands; no exemplars.
     PrometheusText,
@@ -140,9 +140,10 @@ impl Registry {
     pub fn encode_selected(&self, format: Format, names: &[&str], out: &mut Vec<u8>) {
         self.run_hooks();
         let selected = |family: &Family| names.is_empty() || names.contains(&family.spec.name());
+        let mut scratch = protobuf::Scratch::default();
         for family in self.families().iter().filter(|f| selected(f)) {
             match format {
-                Format::Protobuf => protobuf::encode_family(family, out),
+                Format::Protobuf => protobuf::encode_family(family, out, &mut scratch),
                 Format::PrometheusText | Format::OpenMetrics => encode_family(family, format, out),
             }
         }

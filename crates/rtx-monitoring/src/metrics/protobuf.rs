@@ -260,9 +260,18 @@ pub(crate) fn add_native(message: &mut Histogram, native: &NativeBuckets) {
         .collect();
 }
 
+/// What one encoding reuses from series to series and family to family: a scrape then
+/// allocates per family (its name and help) rather than per series (labels, message), which
+/// made it several times slower (see BENCHMARKS.md, "Exposition formats").
+#[derive(Default)]
+pub(crate) struct Scratch {
+    metric: Metric,
+    metrics: Vec<u8>,
+}
+
 /// Appends one family, length-delimited, to `out`; a family with no series is left out, as
 /// client_golang does, since a `MetricFamily` without a metric is invalid for Prometheus.
-pub(crate) fn encode_family(family: &Family, out: &mut Vec<u8>) {
+pub(crate) fn encode_family(family: &Family, out: &mut Vec<u8>, scratch: &mut Scratch) {
     let spec = &family.spec;
     let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
     if series.is_empty() {
@@ -273,66 +282,69 @@ pub(crate) fn encode_family(family: &Family, out: &mut Vec<u8>) {
         MetricKind::Gauge | MetricKind::Info => MetricType::Gauge,
         MetricKind::Histogram => MetricType::Histogram,
     };
-    let metric = series
-        .iter()
-        .map(|s| {
-            let created = Some(Timestamp::from_system_time(s.created));
-            let mut metric = Metric {
-                label: label_pairs(&s.labels),
-                ..Metric::default()
-            };
-            let value = match &s.value {
-                SeriesValue::Counter(c) => c.get() as f64,
-                SeriesValue::FloatCounter(c) => c.get(),
-                SeriesValue::Gauge(g) => g.get(),
-                SeriesValue::Histogram(h) => {
-                    let mut message = classic_histogram(&h.snapshot());
-                    message.created_timestamp = created;
-                    metric.histogram = Some(message);
-                    return metric;
-                }
-            };
-            if metric_type == MetricType::Counter {
-                metric.counter = Some(Counter {
-                    value,
-                    created_timestamp: created,
-                });
-            } else {
-                metric.gauge = Some(Gauge { value });
+    let metric = &mut scratch.metric;
+    metric.counter = None;
+    metric.gauge = None;
+    scratch.metrics.clear();
+    for s in series.iter() {
+        fill_label_pairs(&s.labels, &mut metric.label);
+        let created = Some(Timestamp::from_system_time(s.created));
+        let value = match &s.value {
+            SeriesValue::Counter(c) => c.get() as f64,
+            SeriesValue::FloatCounter(c) => c.get(),
+            SeriesValue::Gauge(g) => g.get(),
+            SeriesValue::Histogram(h) => {
+                let message = metric.histogram.get_or_insert_with(Histogram::default);
+                fill_classic_histogram(message, &h.snapshot());
+                message.created_timestamp = created;
+                prost::encoding::message::encode(4, &*metric, &mut scratch.metrics);
+                continue;
             }
-            metric
-        })
-        .collect();
-    let message = MetricFamily {
+        };
+        metric.histogram = None;
+        if metric_type == MetricType::Counter {
+            metric.counter = Some(Counter {
+                value,
+                created_timestamp: created,
+            });
+        } else {
+            metric.gauge = Some(Gauge { value });
+        }
+        prost::encoding::message::encode(4, &*metric, &mut scratch.metrics);
+    }
+    // The family's own fields, then its metrics as encoded above: protobuf lets fields come in
+    // any order, so the metrics need not be collected into the message first.
+    let header = MetricFamily {
         name: spec.name.clone(),
         help: spec.help.clone(),
         r#type: metric_type as i32,
-        metric,
+        metric: Vec::new(),
         unit: spec.unit.unwrap_or_default().to_owned(),
     };
+    let length = header.encoded_len() + scratch.metrics.len();
+    prost::encoding::encode_varint(length as u64, out);
     // Writing to a Vec cannot run out of room, the only way encoding fails.
-    let _ = message.encode_length_delimited(out);
+    let _ = header.encode(out);
+    out.extend_from_slice(&scratch.metrics);
 }
 
-/// The classic part of a histogram: every bucket including `+Inf` (optional in the format,
-/// kept so that its exemplar is not lost), the sum and the count.
-fn classic_histogram(snapshot: &HistogramSnapshot) -> Histogram {
-    let bucket = snapshot
-        .cumulative
-        .iter()
-        .enumerate()
-        .map(|(i, &cumulative_count)| Bucket {
-            cumulative_count,
-            upper_bound: snapshot.bounds.get(i).copied().unwrap_or(f64::INFINITY),
-            exemplar: snapshot.exemplars.get(i).copied().flatten().map(exemplar),
-        })
-        .collect();
-    Histogram {
-        sample_count: snapshot.count,
-        sample_sum: snapshot.sum,
-        bucket,
-        ..Histogram::default()
-    }
+/// Sets `message` to the classic part of a histogram: every bucket including `+Inf`
+/// (optional in the format, kept so that its exemplar is not lost), the sum and the count.
+fn fill_classic_histogram(message: &mut Histogram, snapshot: &HistogramSnapshot) {
+    message.sample_count = snapshot.count;
+    message.sample_sum = snapshot.sum;
+    message.bucket.clear();
+    message.bucket.extend(
+        snapshot
+            .cumulative
+            .iter()
+            .enumerate()
+            .map(|(i, &cumulative_count)| Bucket {
+                cumulative_count,
+                upper_bound: snapshot.bounds.get(i).copied().unwrap_or(f64::INFINITY),
+                exemplar: snapshot.exemplars.get(i).copied().flatten().map(exemplar),
+            }),
+    );
 }
 
 fn exemplar(e: BucketExemplar) -> Exemplar {
@@ -363,36 +375,46 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Reads back a series' label string, `name="value",…` as the text formats escape it
-/// (`\\`, `\"`, `\n`), into pairs: the registry keeps only that form, rendered once when the
-/// series is created, since it is what the text scrapes (the common case) write out as is.
-pub(crate) fn label_pairs(rendered: &str) -> Vec<LabelPair> {
-    let mut pairs = Vec::new();
+/// (`\\`, `\"`, `\n`), into `pairs`, reusing their strings: the registry keeps only that
+/// form, rendered once when the series is created, since it is what the text scrapes (the
+/// common case) write out as is.
+pub(crate) fn fill_label_pairs(rendered: &str, pairs: &mut Vec<LabelPair>) {
+    let mut count = 0;
     let mut rest = rendered;
-    while let Some((name, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, escaped)) => value.push(escaped),
+    // A label name has no `=`, so the first one ends it; a one-byte search, where a two-byte
+    // pattern would take the general substring searcher, the costliest step in a profile.
+    while let Some((name, after)) = rest.split_once('=') {
+        let after = after.strip_prefix('"').unwrap_or(after);
+        if count == pairs.len() {
+            pairs.push(LabelPair::default());
+        }
+        let pair = &mut pairs[count];
+        count += 1;
+        pair.name.clear();
+        pair.name.push_str(name.trim_start_matches(','));
+        pair.value.clear();
+        // Copy the runs between escapes whole; every escape is two ASCII bytes, so each cut
+        // falls on a character boundary.
+        let bytes = after.as_bytes();
+        let (mut start, mut i) = (0, 0);
+        while i < bytes.len() && bytes[i] != b'"' {
+            if bytes[i] == b'\\' {
+                pair.value.push_str(after.get(start..i).unwrap_or_default());
+                match bytes.get(i + 1) {
+                    Some(b'n') => pair.value.push('\n'),
+                    Some(&escaped) => pair.value.push(char::from(escaped)),
                     None => {}
-                },
-                c => value.push(c),
+                }
+                i += 2;
+                start = i;
+            } else {
+                i += 1;
             }
         }
-        pairs.push(LabelPair {
-            name: name.trim_start_matches(',').to_owned(),
-            value,
-        });
-        rest = &after[end..];
+        pair.value.push_str(after.get(start..i).unwrap_or_default());
+        rest = after.get(i + 1..).unwrap_or_default();
     }
-    pairs
+    pairs.truncate(count);
 }
 
 #[cfg(test)]
@@ -459,23 +481,27 @@ mod tests {
 
     #[test]
     fn native_buckets_and_exemplars_reach_the_reference_decoder() {
-        let mut message = classic_histogram(&HistogramSnapshot {
-            bounds: std::sync::Arc::from([0.1]),
-            cumulative: vec![1, 3],
-            sum: 2.05,
-            count: 3,
-            exemplars: vec![
-                Some(BucketExemplar {
-                    ids: TraceIds {
-                        trace_id: [1; 16],
-                        span_id: [2; 8],
-                    },
-                    value: 0.05,
-                    timestamp: 1_700_000_000.5,
-                }),
-                None,
-            ],
-        });
+        let mut message = Histogram::default();
+        fill_classic_histogram(
+            &mut message,
+            &HistogramSnapshot {
+                bounds: std::sync::Arc::from([0.1]),
+                cumulative: vec![1, 3],
+                sum: 2.05,
+                count: 3,
+                exemplars: vec![
+                    Some(BucketExemplar {
+                        ids: TraceIds {
+                            trace_id: [1; 16],
+                            span_id: [2; 8],
+                        },
+                        value: 0.05,
+                        timestamp: 1_700_000_000.5,
+                    }),
+                    None,
+                ],
+            },
+        );
         add_native(
             &mut message,
             &NativeBuckets {
@@ -528,10 +554,13 @@ mod tests {
         rendered.extend_from_slice(b"a=\"");
         crate::metrics::escape_label_value(&mut rendered, "x\"y\\z\n,b=\"é");
         rendered.extend_from_slice(b"\",b=\"\"");
-        let pairs = label_pairs(std::str::from_utf8(&rendered).expect("utf-8"));
-        let pairs: Vec<_> = pairs.iter().map(|p| (&*p.name, &*p.value)).collect();
-        assert_eq!(pairs, vec![("a", "x\"y\\z\n,b=\"é"), ("b", "")]);
-        assert!(label_pairs("").is_empty());
+        // Strings left from a longer label set are reused, and the surplus dropped.
+        let mut pairs = vec![LabelPair::default(); 3];
+        fill_label_pairs(std::str::from_utf8(&rendered).expect("utf-8"), &mut pairs);
+        let read: Vec<_> = pairs.iter().map(|p| (&*p.name, &*p.value)).collect();
+        assert_eq!(read, vec![("a", "x\"y\\z\n,b=\"é"), ("b", "")]);
+        fill_label_pairs("", &mut pairs);
+        assert!(pairs.is_empty());
     }
 
     /// One series of a generated registry, and what the decoder must find for it.
