@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::shards::ShardedCells;
+use super::shards::{CellTotals, ShardedCells};
 
 /// An integer counter handle: cheap to clone, recording takes no lock and allocates nothing.
 ///
@@ -54,6 +54,12 @@ impl Counter {
     /// The current total over every thread.
     pub fn get(&self) -> u64 {
         self.cells.as_ref().map_or(0, |c| c.read_u64(self.cell))
+    }
+
+    /// The total as of `totals`, taken from this counter's registry: what a scrape reads, so
+    /// that it sums every thread's copies once for all series rather than once per series.
+    pub(crate) fn get_in(&self, totals: &CellTotals<'_>) -> u64 {
+        self.cells.as_ref().map_or(0, |_| totals.u64(self.cell))
     }
 }
 

@@ -8,6 +8,7 @@ use super::histogram::{Exemplar, HistogramSnapshot};
 use super::labels::{escape_help_openmetrics, escape_help_text};
 use super::protobuf;
 use super::registry::{Family, MetricKind, Registry, SeriesValue};
+use super::shards::CellTotals;
 
 /// An exposition format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,10 +142,14 @@ impl Registry {
         self.run_hooks();
         let selected = |family: &Family| names.is_empty() || names.contains(&family.spec.name());
         let mut scratch = protobuf::Scratch::default();
+        // Every thread's copies summed once, copy by copy, rather than once per series.
+        let totals = self.cell_totals();
         for family in self.families().iter().filter(|f| selected(f)) {
             match format {
                 Format::Protobuf => protobuf::encode_family(family, out, &mut scratch),
-                Format::PrometheusText | Format::OpenMetrics => encode_family(family, format, out),
+                Format::PrometheusText | Format::OpenMetrics => {
+                    encode_family(family, format, out, &totals)
+                }
             }
         }
         if format == Format::OpenMetrics {
@@ -161,7 +166,7 @@ impl Registry {
     }
 }
 
-fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
+fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>, totals: &CellTotals<'_>) {
     let spec = &family.spec;
     let name = spec.name.as_str();
     let openmetrics = format == Format::OpenMetrics;
@@ -203,9 +208,9 @@ fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
     let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
     for s in series.iter() {
         match &s.value {
-            SeriesValue::Counter(c) => {
-                sample(out, name, "", &s.labels, None, |o| write_u64(o, c.get()))
-            }
+            SeriesValue::Counter(c) => sample(out, name, "", &s.labels, None, |o| {
+                write_u64(o, c.get_in(totals))
+            }),
             SeriesValue::FloatCounter(c) => {
                 sample(out, name, "", &s.labels, None, |o| write_f64(o, c.get()))
             }
@@ -213,7 +218,7 @@ fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>) {
                 sample(out, name, "", &s.labels, None, |o| write_f64(o, g.get()))
             }
             SeriesValue::Histogram(h) => {
-                encode_histogram(out, name, &s.labels, &h.snapshot(), openmetrics)
+                encode_histogram(out, name, &s.labels, &h.snapshot_in(totals), openmetrics)
             }
         }
         if created {

@@ -5,7 +5,7 @@ use std::sync::atomic::{fence, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::shards::{LocalCells, ShardedCells};
+use super::shards::{CellTotals, LocalCells, ShardedCells};
 
 /// Latency buckets for trading paths, in seconds: 100 µs to 10 s, with exact boundaries at the
 /// SLO target (0.1 s) and the alert thresholds (0.25 s, 0.5 s, 1 s, 2 s) so that
@@ -177,11 +177,17 @@ impl Histogram {
 
     #[inline(always)]
     fn bucket_of(&self, value: f64) -> usize {
-        // `le` semantics: the first bound that is >= value; NaN lands in +Inf.
+        // `le` semantics: the first bound that is >= value, which is the number of bounds below
+        // it since they increase; NaN lands in +Inf. Counting every bound rather than a binary
+        // search: the count has no branch and compiles to a few vector compares, where the
+        // binary search is a chain of dependent loads and compares (see BENCHMARKS.md).
         if value.is_nan() {
             self.bounds.len()
         } else {
-            self.bounds.partition_point(|&bound| bound < value)
+            self.bounds
+                .iter()
+                .map(|&bound| usize::from(bound < value))
+                .sum()
         }
     }
 
@@ -236,7 +242,8 @@ impl Histogram {
     /// Stores `ids` and `value` as the bucket's exemplar in the calling thread's slot when it is
     /// due (see [`STORE_EVERY`]), under the record's sequence number so that a scrape never
     /// reads half of one exemplar and half of another.
-    #[inline]
+    // Kept out of line: inlined, it made the plain observation's loop spill registers.
+    #[inline(never)]
     fn offer_exemplar(
         &self,
         local: &LocalCells<'_>,
@@ -289,30 +296,58 @@ impl Histogram {
         seq.store(start + 2, Release);
     }
 
+    /// Reads the histogram as a scrape does, with its counts taken from `totals` (the sums of
+    /// every integer cell of its registry) instead of from every thread's copy: the sum and the
+    /// exemplars are still read from the copies.
+    pub(crate) fn snapshot_in(&self, totals: &CellTotals<'_>) -> HistogramSnapshot {
+        let mut snapshot = self.read_copies(false);
+        if self.cells.is_some() {
+            let mut running = 0u64;
+            for (i, cumulative) in snapshot.cumulative.iter_mut().enumerate() {
+                running = running.wrapping_add(totals.u64(self.base + i));
+                *cumulative = running;
+            }
+            snapshot.count = running;
+            snapshot.sum = totals.cells().read_f64(self.base + self.sum_offset());
+        }
+        snapshot
+    }
+
     /// Reads the histogram as a scrape does: each slot's copy of the counts and sum in turn,
     /// and each bucket's latest exemplar over every slot.
     pub fn snapshot(&self) -> HistogramSnapshot {
+        self.read_copies(true)
+    }
+
+    /// Reads every copy: the exemplars always, the counts and the sum when `counts` is set.
+    fn read_copies(&self, counts: bool) -> HistogramSnapshot {
         let bounds = Arc::clone(&self.bounds);
         let buckets = bounds.len() + 1;
-        let mut counts = vec![0u64; buckets];
         let mut sum = 0.0;
         let mut exemplars = vec![None; buckets];
-        if let Some(cells) = &self.cells {
-            let len = Self::cells_needed(&bounds, self.exemplars.is_some());
-            cells.for_each_copy(self.base, len, |copy, _| {
-                for (count, cell) in counts.iter_mut().zip(copy) {
-                    *count = count.wrapping_add(cell.load(Relaxed));
-                }
-                sum += f64::from_bits(copy[buckets].load(Relaxed));
-                let records = copy[buckets + 1..].chunks_exact(EXEMPLAR_CELLS);
-                for (latest, record) in exemplars.iter_mut().zip(records) {
-                    if let Some(found) = read_exemplar(record) {
-                        if latest.is_none_or(|l: Exemplar| found.timestamp > l.timestamp) {
-                            *latest = Some(found);
+        let read_counts = counts;
+        let mut counts = vec![0u64; buckets];
+        match &self.cells {
+            Some(cells) if read_counts || self.exemplars.is_some() => {
+                let len = Self::cells_needed(&bounds, self.exemplars.is_some());
+                cells.for_each_copy(self.base, len, |copy, _| {
+                    if read_counts {
+                        for (count, cell) in counts.iter_mut().zip(copy) {
+                            *count = count.wrapping_add(cell.load(Relaxed));
+                        }
+                        sum += f64::from_bits(copy[buckets].load(Relaxed));
+                    }
+                    let records = copy[buckets + 1..].chunks_exact(EXEMPLAR_CELLS);
+                    for (latest, record) in exemplars.iter_mut().zip(records) {
+                        if let Some(found) = read_exemplar(record) {
+                            if latest.is_none_or(|l: Exemplar| found.timestamp > l.timestamp) {
+                                *latest = Some(found);
+                            }
                         }
                     }
-                }
-            });
+                });
+            }
+            _ => {}
         }
         if let Some(pacing) = &self.exemplars {
             pacing.snapshots.fetch_add(1, Relaxed);

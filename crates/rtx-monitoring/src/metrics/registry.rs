@@ -9,7 +9,7 @@ use super::family::{Metric, Series};
 use super::gauge::Gauge;
 use super::histogram::Histogram;
 use super::labels::render_label_pairs;
-use super::shards::ShardedCells;
+use super::shards::{CellTotals, ShardedCells};
 
 // The encoder and the process collector reach the spec and the series through the registry.
 pub(crate) use super::family::{Family, SeriesValue};
@@ -354,6 +354,11 @@ impl Registry {
     /// Heap bytes held by counter and histogram cells (the bulk of the registry's memory).
     pub fn cell_bytes(&self) -> usize {
         self.inner.cells.heap_bytes()
+    }
+
+    /// Every integer cell summed over every thread's copy, for a scrape.
+    pub(crate) fn cell_totals(&self) -> CellTotals<'_> {
+        self.inner.cells.totals()
     }
 }
 

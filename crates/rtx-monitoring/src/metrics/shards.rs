@@ -350,6 +350,25 @@ impl ShardedCells {
         }
     }
 
+    /// Every integer cell summed over every copy, read copy by copy: each copy's chunks are
+    /// added in order into one array, a sequential pass per copy, where reading series by series
+    /// takes a cache miss per copy for every cell. What a scrape reads its counters and histogram
+    /// counts from; floating-point cells are not summed here (see [`CellTotals::u64`]).
+    pub(crate) fn totals(&self) -> CellTotals<'_> {
+        let allocated = self.allocated();
+        let mut sums = vec![0u64; allocated];
+        for arena in self.live_arenas() {
+            for (sums, chunk) in sums.chunks_mut(CHUNK_CELLS).zip(arena.chunks.iter()) {
+                if let Some(chunk) = chunk.get() {
+                    for (sum, cell) in sums.iter_mut().zip(chunk.iter()) {
+                        *sum = sum.wrapping_add(cell.load(Relaxed));
+                    }
+                }
+            }
+        }
+        CellTotals { cells: self, sums }
+    }
+
     fn live_arenas(&self) -> impl Iterator<Item = &Arena> {
         let high = HIGH_WATER.load(Relaxed).min(self.slots.len());
         self.slots[..high]
@@ -367,6 +386,29 @@ impl ShardedCells {
             .filter_map(OnceLock::get)
             .map(Arena::heap_bytes)
             .sum()
+    }
+}
+
+/// The integer cells of a registry summed at one moment: see [`ShardedCells::totals`].
+pub(crate) struct CellTotals<'a> {
+    cells: &'a ShardedCells,
+    sums: Vec<u64>,
+}
+
+impl CellTotals<'_> {
+    /// The total of integer cell `cell`. Floating-point cells have their own reads
+    /// ([`ShardedCells::read_f64`]): their bit patterns do not add as integers. A cell allocated
+    /// after the totals were taken is read on its own.
+    pub(crate) fn u64(&self, cell: usize) -> u64 {
+        match self.sums.get(cell) {
+            Some(&sum) => sum,
+            None => self.cells.read_u64(cell),
+        }
+    }
+
+    /// The store behind these totals, for the reads they do not cover.
+    pub(crate) fn cells(&self) -> &ShardedCells {
+        self.cells
     }
 }
 
@@ -484,5 +526,35 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(cells.read_u64(base), 35);
+    }
+
+    #[test]
+    fn totals_read_copy_by_copy_match_the_cell_reads() {
+        let cells = Arc::new(ShardedCells::new());
+        let first = cells.allocate(3).unwrap();
+        // A second series in the next chunk, so that the totals span two chunks.
+        let second = cells.allocate(CHUNK_CELLS - 1).unwrap();
+        record_from_live_threads(&cells, first, private_slots() + 2);
+        std::thread::spawn({
+            let c = Arc::clone(&cells);
+            move || c.local(second).add_u64(5, 9)
+        })
+        .join()
+        .unwrap();
+        let late = cells.allocate(1).unwrap();
+        cells.local(late).add_u64(0, 4);
+        let totals = cells.totals();
+        assert_eq!(totals.u64(first), cells.read_u64(first));
+        assert_eq!(totals.u64(first), (private_slots() as u64 + 2) * 1000);
+        assert_eq!(totals.u64(first + 2), 0);
+        assert_eq!(totals.u64(second + 5), 9);
+        assert_eq!(totals.u64(late), 4);
+        let after = cells.allocate(1).unwrap();
+        cells.local(after).add_u64(0, 2);
+        assert_eq!(
+            totals.u64(after),
+            2,
+            "a cell newer than the totals is read on its own"
+        );
     }
 }
