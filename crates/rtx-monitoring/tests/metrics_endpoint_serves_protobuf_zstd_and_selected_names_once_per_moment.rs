@@ -1,14 +1,15 @@
 //! `/metrics` over real HTTP on a loopback port: the protobuf exposition for the header
 //! Prometheus sends with native histograms enabled (read back with the reference types),
 //! zstd and gzip bodies that decompress to the uncompressed exposition, `name[]` selection, and
-//! concurrent identical scrapes that share one encoding without ever serving an old one.
+//! concurrent identical scrapes that share one encoding without ever serving an old one; and a
+//! real Prometheus 2.42 with native histograms enabled reading that protobuf.
 
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::{
@@ -17,7 +18,7 @@ use prometheus_client::encoding::prometheus_protobuf::prometheus_data_model::{
 use prost::Message;
 use rtx_monitoring::http::MetricsEndpoint;
 use rtx_monitoring::metrics::{Counter, Gauge, MetricSpec, Registry, TraceIds};
-use rtx_testkit::async_client;
+use rtx_testkit::{async_client, blocking_client, get_json, Poll, Prometheus, ScrapeMode};
 
 /// The `Accept` header of Prometheus 2.42 with `--enable-feature=native-histograms`, as its
 /// binary carries it.
@@ -32,6 +33,11 @@ struct Served {
 /// A registry with a counter (labelled), a gauge and a histogram with an exemplar, served on
 /// 127.0.0.1 at a port the system picks.
 async fn serve(registry: Registry) -> Served {
+    serve_recording(registry, Arc::default()).await
+}
+
+/// As [`serve`], also recording the `Content-Type` of every response in `content_types`.
+async fn serve_recording(registry: Registry, content_types: Arc<Mutex<Vec<String>>>) -> Served {
     let orders = registry
         .dense::<Counter, 1>(
             MetricSpec::counter("shop_orders_total", "Orders.").with_labels(&["side"]),
@@ -60,7 +66,19 @@ async fn serve(registry: Registry) -> Served {
     let endpoint = MetricsEndpoint::new(registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = endpoint.clone().router();
+    let router = endpoint.clone().router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let content_types = Arc::clone(&content_types);
+            async move {
+                let response = next.run(request).await;
+                if let Some(value) = response.headers().get("content-type") {
+                    let value = value.to_str().unwrap().to_owned();
+                    content_types.lock().unwrap().push(value);
+                }
+                response
+            }
+        },
+    ));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Served {
         addr,
@@ -305,4 +323,43 @@ async fn concurrent_identical_scrapes_share_an_encoding_and_later_ones_see_new_v
         "{body}"
     );
     assert_eq!(served.endpoint.encodes() - before, encodes + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_with_native_histograms_scrapes_the_protobuf_exposition() {
+    let content_types = Arc::new(Mutex::new(Vec::new()));
+    let served = serve_recording(Registry::new(), Arc::clone(&content_types)).await;
+    let addr = served.addr;
+    tokio::task::spawn_blocking(move || {
+        let prometheus = Prometheus::start_in(ScrapeMode::Native, &[addr], None);
+        let client = blocking_client();
+        let value = |query: &str| {
+            let url = format!("{}/api/v1/query?query={query}", prometheus.url);
+            let (_, body) = get_json(&client, &url);
+            body["data"]["result"][0]["value"][1]
+                .as_str()
+                .map(str::to_owned)
+        };
+        Poll::up_to(Duration::from_secs(30))
+            .every(Duration::from_millis(200))
+            .until("the counter stored", || {
+                value("shop_orders_total{side=%22buy%22}").as_deref() == Some("3")
+            });
+        assert_eq!(value("shop_open_positions").as_deref(), Some("2"));
+        assert_eq!(value("shop_latency_seconds_count").as_deref(), Some("1"));
+        assert_eq!(
+            value("shop_latency_seconds_bucket{le=%220.1%22}").as_deref(),
+            Some("1")
+        );
+    })
+    .await
+    .unwrap();
+    let content_types = content_types.lock().unwrap();
+    assert!(
+        !content_types.is_empty()
+            && content_types
+                .iter()
+                .all(|c| c.starts_with("application/vnd.google.protobuf;")),
+        "Prometheus was served {content_types:?}"
+    );
 }
