@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use rtx_monitoring::logging::{subscriber_with, LogConfig, Sink};
 use rtx_monitoring::trace::{FinishedSpan, SpanLayer, SpanSink};
 use tracing_subscriber::layer::SubscriberExt;
@@ -88,6 +88,23 @@ fn spans(c: &mut Criterion) {
             span.end();
         })
     });
+
+    // The SDK's unsampled span, the peer of ours: a sampler that records nothing.
+    let unsampled_provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOff)
+        .with_simple_exporter(DiscardOtel)
+        .build();
+    let unsampled_tracer = unsampled_provider.tracer("bench");
+    group.bench_function("opentelemetry SDK, unsampled (AlwaysOff)", |b| {
+        b.iter(|| {
+            let mut span = unsampled_tracer.start("order.execute");
+            span.set_attribute(KeyValue::new("order.symbol", "EURUSD"));
+            span.set_attribute(KeyValue::new("order.side", "buy"));
+            span.set_attribute(KeyValue::new("order.volume", 0.1));
+            span.end();
+        })
+    });
+    let _ = unsampled_provider.shutdown();
 
     let layered = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench-tracing")));
