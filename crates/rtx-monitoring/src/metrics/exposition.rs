@@ -146,7 +146,7 @@ impl Registry {
         let totals = self.cell_totals();
         for family in self.families().iter().filter(|f| selected(f)) {
             match format {
-                Format::Protobuf => protobuf::encode_family(family, out, &mut scratch),
+                Format::Protobuf => protobuf::encode_family(family, out, &mut scratch, &totals),
                 Format::PrometheusText | Format::OpenMetrics => {
                     encode_family(family, format, out, &totals)
                 }

@@ -15,6 +15,7 @@ use prost::Message;
 
 use super::histogram::{Exemplar as BucketExemplar, HistogramSnapshot};
 use super::registry::{Family, MetricKind, SeriesValue};
+use super::shards::CellTotals;
 
 /// `io.prometheus.client.MetricFamily`.
 #[derive(Clone, PartialEq, Message)]
@@ -271,7 +272,12 @@ pub(crate) struct Scratch {
 
 /// Appends one family, length-delimited, to `out`; a family with no series is left out, as
 /// client_golang does, since a `MetricFamily` without a metric is invalid for Prometheus.
-pub(crate) fn encode_family(family: &Family, out: &mut Vec<u8>, scratch: &mut Scratch) {
+pub(crate) fn encode_family(
+    family: &Family,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    totals: &CellTotals<'_>,
+) {
     let spec = &family.spec;
     let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
     if series.is_empty() {
@@ -290,12 +296,12 @@ pub(crate) fn encode_family(family: &Family, out: &mut Vec<u8>, scratch: &mut Sc
         fill_label_pairs(&s.labels, &mut metric.label);
         let created = Some(Timestamp::from_system_time(s.created));
         let value = match &s.value {
-            SeriesValue::Counter(c) => c.get() as f64,
+            SeriesValue::Counter(c) => c.get_in(totals) as f64,
             SeriesValue::FloatCounter(c) => c.get(),
             SeriesValue::Gauge(g) => g.get(),
             SeriesValue::Histogram(h) => {
                 let message = metric.histogram.get_or_insert_with(Histogram::default);
-                fill_classic_histogram(message, &h.snapshot());
+                fill_classic_histogram(message, &h.snapshot_in(totals));
                 message.created_timestamp = created;
                 prost::encoding::message::encode(4, &*metric, &mut scratch.metrics);
                 continue;
