@@ -501,4 +501,43 @@ mod tests {
         let latest = s.exemplars[0].unwrap();
         assert_eq!((latest.ids, latest.value), (ids(3), 0.3));
     }
+
+    #[test]
+    fn threads_past_the_slot_cap_share_exemplars_without_tearing_them() {
+        use crate::metrics::shards::{private_slots, stripes};
+        let h = histogram(&[1.0]);
+        let threads = private_slots() + 2 * stripes() + 2;
+        let all_claimed = Arc::new(std::sync::Barrier::new(threads));
+        let workers: Vec<_> = (1..=threads)
+            .map(|n| {
+                let (h, all_claimed) = (h.clone(), Arc::clone(&all_claimed));
+                std::thread::spawn(move || {
+                    // Hold a slot or stripe until every thread has one, so that some share.
+                    h.observe(0.0);
+                    all_claimed.wait();
+                    let n = u8::try_from(n).unwrap();
+                    for _ in 0..2_000 {
+                        // The value names the ids it came with: a torn exemplar would not match.
+                        h.observe_with_exemplar(f64::from(n) / 1000.0, ids(n));
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        while !workers.iter().all(std::thread::JoinHandle::is_finished) {
+            if let Some(e) = h.snapshot().exemplars[0] {
+                assert_eq!(f64::from(e.ids.span_id[0]) / 1000.0, e.value, "{e:?}");
+                assert_eq!(e.ids, ids(e.ids.span_id[0]), "{e:?}");
+                seen += 1;
+            }
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, threads as u64 * 2_001);
+        let last = s.exemplars[0].expect("an exemplar was stored");
+        assert_eq!(f64::from(last.ids.span_id[0]) / 1000.0, last.value);
+        eprintln!("{seen} exemplars read while the threads wrote");
+    }
 }
