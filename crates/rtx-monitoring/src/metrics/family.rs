@@ -6,6 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use super::counter::{Counter, FloatCounter};
 use super::gauge::Gauge;
 use super::histogram::Histogram;
+use super::native::NativeLayout;
 use super::shards::ShardedCells;
 use super::spec::MetricSpec;
 
@@ -99,8 +100,13 @@ impl Metric for Histogram {
             .buckets
             .clone()
             .unwrap_or_else(|| Arc::from(super::histogram::LATENCY_BUCKETS));
-        let base = cells.allocate(Histogram::cells_needed(&bounds, spec.exemplars))?;
-        let h = Histogram::new(Arc::clone(cells), base, bounds, spec.exemplars);
+        let native = spec.native.as_ref().map(NativeLayout::new);
+        let base = cells.allocate(Histogram::cells_needed(
+            &bounds,
+            spec.exemplars,
+            native.as_ref(),
+        ))?;
+        let h = Histogram::new(Arc::clone(cells), base, bounds, spec.exemplars, native);
         Some((h.clone(), SeriesValue::Histogram(h)))
     }
 }

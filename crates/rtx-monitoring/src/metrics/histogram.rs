@@ -5,6 +5,7 @@ use std::sync::atomic::{fence, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::native::{NativeBuckets, NativeCell, NativeLayout};
 use super::shards::{CellTotals, LocalCells, ShardedCells};
 
 /// Latency buckets for trading paths, in seconds: 100 µs to 10 s, with exact boundaries at the
@@ -112,6 +113,14 @@ pub struct Histogram {
     // reaches the bounds and the exemplar switch without one more pointer to follow.
     bounds: Arc<[f64]>,
     exemplars: Option<Arc<ExemplarPacing>>,
+    native: Option<Arc<NativeCells>>,
+}
+
+/// A histogram's native buckets: their layout, and where their cells start in the series.
+#[derive(Debug)]
+pub(crate) struct NativeCells {
+    offset: usize,
+    layout: NativeLayout,
 }
 
 impl std::fmt::Debug for Histogram {
@@ -135,12 +144,24 @@ pub struct HistogramSnapshot {
     pub count: u64,
     /// Latest exemplar per bucket, where one was recorded.
     pub exemplars: Vec<Option<Exemplar>>,
+    /// The native buckets, for a histogram built with them (see
+    /// [`MetricSpec::with_native`](super::MetricSpec::with_native)).
+    pub native: Option<NativeBuckets>,
 }
 
 impl Histogram {
     /// Cells one series takes in every slot: a count per bucket (with `+Inf`), the sum, and with
     /// exemplars one exemplar record per bucket.
-    pub(crate) fn cells_needed(bounds: &[f64], exemplars: bool) -> usize {
+    pub(crate) fn cells_needed(
+        bounds: &[f64],
+        exemplars: bool,
+        native: Option<&NativeLayout>,
+    ) -> usize {
+        Self::classic_cells(bounds, exemplars) + native.map_or(0, NativeLayout::cells)
+    }
+
+    /// The counts, the sum and the exemplar records: the native buckets' cells follow them.
+    fn classic_cells(bounds: &[f64], exemplars: bool) -> usize {
         let buckets = bounds.len() + 1;
         buckets
             + 1
@@ -156,12 +177,20 @@ impl Histogram {
         base: usize,
         bounds: Arc<[f64]>,
         exemplars: bool,
+        native: Option<NativeLayout>,
     ) -> Self {
+        let native = native.map(|layout| {
+            Arc::new(NativeCells {
+                offset: Self::classic_cells(&bounds, exemplars),
+                layout,
+            })
+        });
         Self {
             cells: Some(cells),
             base,
             bounds,
             exemplars: exemplars.then(Arc::default),
+            native,
         }
     }
 
@@ -172,6 +201,7 @@ impl Histogram {
             base: 0,
             bounds: Arc::from([]),
             exemplars: None,
+            native: None,
         }
     }
 
@@ -230,7 +260,20 @@ impl Histogram {
         if !value.is_nan() {
             local.add_f64(self.sum_offset(), value);
         }
+        if let Some(native) = &self.native {
+            Self::record_native(local, native, value);
+        }
         bucket
+    }
+
+    /// The native bucket of the observation, in the same slot as its classic one.
+    #[inline(always)]
+    fn record_native(local: &LocalCells<'_>, native: &NativeCells, value: f64) {
+        match native.layout.cell_of(value) {
+            NativeCell::Cell(cell) => local.add_u64(native.offset + cell, 1),
+            NativeCell::Outside => native.layout.record_outside(value),
+            NativeCell::None => {}
+        }
     }
 
     /// Stores `ids` and `value` as the bucket's exemplar in the calling thread's slot when it is
@@ -304,6 +347,10 @@ impl Histogram {
             }
             snapshot.count = running;
             snapshot.sum = totals.cells().read_f64(self.base + self.sum_offset());
+            if let Some(native) = &self.native {
+                let first = self.base + native.offset;
+                snapshot.native = Some(native.layout.snapshot(|cell| totals.u64(first + cell)));
+            }
         }
         snapshot
     }
@@ -322,15 +369,27 @@ impl Histogram {
         let mut exemplars = vec![None; buckets];
         let read_counts = counts;
         let mut counts = vec![0u64; buckets];
+        let mut native_counts = match &self.native {
+            Some(native) if read_counts => vec![0u64; native.layout.cells()],
+            _ => Vec::new(),
+        };
         match &self.cells {
             Some(cells) if read_counts || self.exemplars.is_some() => {
-                let len = Self::cells_needed(&bounds, self.exemplars.is_some());
+                let len = Self::cells_needed(
+                    &bounds,
+                    self.exemplars.is_some(),
+                    self.native.as_ref().map(|n| &n.layout),
+                );
+                let native_offset = self.native.as_ref().map_or(len, |n| n.offset);
                 cells.for_each_copy(self.base, len, |copy, _| {
                     if read_counts {
                         for (count, cell) in counts.iter_mut().zip(copy) {
                             *count = count.wrapping_add(cell.load(Relaxed));
                         }
                         sum += f64::from_bits(copy[buckets].load(Relaxed));
+                        for (count, cell) in native_counts.iter_mut().zip(&copy[native_offset..]) {
+                            *count = count.wrapping_add(cell.load(Relaxed));
+                        }
                     }
                     let records = copy[buckets + 1..].chunks_exact(EXEMPLAR_CELLS);
                     for (latest, record) in exemplars.iter_mut().zip(records) {
@@ -355,12 +414,18 @@ impl Histogram {
                 running
             })
             .collect();
+        let native = match &self.native {
+            Some(native) if read_counts => Some(native.layout.snapshot(|cell| native_counts[cell])),
+            // Filled in from the totals by the caller.
+            _ => None,
+        };
         HistogramSnapshot {
             sum,
             count: running,
             cumulative,
             bounds,
             exemplars,
+            native,
         }
     }
 }
@@ -395,9 +460,9 @@ mod tests {
     fn histogram(bounds: &[f64]) -> Histogram {
         let cells = Arc::new(ShardedCells::new());
         let base = cells
-            .allocate(Histogram::cells_needed(bounds, true))
+            .allocate(Histogram::cells_needed(bounds, true, None))
             .unwrap();
-        Histogram::new(cells, base, Arc::from(bounds), true)
+        Histogram::new(cells, base, Arc::from(bounds), true, None)
     }
 
     #[test]
@@ -539,5 +604,46 @@ mod tests {
         let last = s.exemplars[0].expect("an exemplar was stored");
         assert_eq!(f64::from(last.ids.span_id[0]) / 1000.0, last.value);
         eprintln!("{seen} exemplars read while the threads wrote");
+    }
+
+    #[test]
+    fn native_buckets_from_many_threads_lose_no_observation() {
+        use crate::metrics::{bucket_index, NativeConfig};
+        let cells = Arc::new(ShardedCells::new());
+        let layout = NativeLayout::new(&NativeConfig::LATENCY);
+        let base = cells
+            .allocate(Histogram::cells_needed(
+                LATENCY_BUCKETS,
+                true,
+                Some(&layout),
+            ))
+            .unwrap();
+        let h = Histogram::new(cells, base, Arc::from(LATENCY_BUCKETS), true, Some(layout));
+        // More threads than private slots on a small machine, so shared copies are used too.
+        let threads: Vec<_> = (0..12)
+            .map(|t| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1_000 {
+                        h.observe(f64::from(t * 1_000 + i) * 1e-5);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        h.observe(9_000.0); // past the per-thread window
+        h.observe(f64::NAN); // in the count, in no native bucket
+        let native = h.snapshot().native.expect("native buckets");
+        assert_eq!(native.schema, 3);
+        assert_eq!(native.zero_count, 1, "only the exact zero");
+        assert_eq!(native.bucketed_count(), 12_001);
+        let mut expected = std::collections::BTreeMap::new();
+        for v in (1..12_000).map(|n| f64::from(n) * 1e-5).chain([9_000.0]) {
+            *expected.entry(bucket_index(v, 3)).or_insert(0u64) += 1;
+        }
+        assert_eq!(native.positive, expected.into_iter().collect::<Vec<_>>());
+        assert_eq!(h.snapshot().count, 12_002);
     }
 }

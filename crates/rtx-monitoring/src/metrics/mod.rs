@@ -12,6 +12,7 @@ mod family;
 mod gauge;
 mod histogram;
 mod labels;
+mod native;
 mod process;
 mod protobuf;
 mod read;
@@ -32,6 +33,10 @@ pub use histogram::{
 pub(crate) use labels::label_enum;
 pub use labels::{
     escape_label_value, is_valid_label_name, is_valid_metric_name, ConfiguredValues, LabelValue,
+};
+pub use native::{
+    bucket_index, growth_factor, reduce_resolution, schema_for_factor, upper_bound, NativeBuckets,
+    NativeConfig, MAX_SCHEMA, MIN_SCHEMA, WINDOW_TOP,
 };
 pub use process::{register_process_collector, ProcessSample};
 pub use read::{Reading, ReadingValue};

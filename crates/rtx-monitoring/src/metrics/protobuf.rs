@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 
 use super::histogram::{Exemplar as BucketExemplar, HistogramSnapshot};
+use super::native::NativeBuckets;
 use super::registry::{Family, MetricKind, SeriesValue};
 use super::shards::CellTotals;
 
@@ -177,22 +178,6 @@ impl Timestamp {
     }
 }
 
-/// A histogram's native buckets as the encoder needs them: plain data, filled from the
-/// histogram's snapshot, at the schema it was reduced to.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct NativeBuckets {
-    /// Bucket schema: boundaries are powers of `2^(2^-schema)`.
-    pub(crate) schema: i32,
-    /// Observations with `|v| <= zero_threshold` count in the zero bucket.
-    pub(crate) zero_threshold: f64,
-    /// Observations in the zero bucket.
-    pub(crate) zero_count: u64,
-    /// Positive buckets as `(index, count)`, ascending index; zero counts may be left out.
-    pub(crate) positive: Vec<(i32, u64)>,
-    /// Negative buckets as `(index, count)` (the index of `-v`), ascending index.
-    pub(crate) negative: Vec<(i32, u64)>,
-}
-
 /// Turns `(index, count)` buckets in ascending index order into the spans and deltas of the
 /// protobuf format: each delta is a bucket's count minus the previous bucket's (the first is
 /// against zero). A gap of one or two empty buckets is filled with zero counts inside the
@@ -231,12 +216,6 @@ pub(crate) fn spans_and_deltas(buckets: &[(i32, u64)]) -> (Vec<BucketSpan>, Vec<
 }
 
 /// Adds native buckets (and their exemplars) to a histogram message that has its classic ones.
-// Nothing records native buckets yet: once `HistogramSnapshot` carries them, `encode_family`
-// calls this with them and the expectation below goes.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "snapshots do not carry native buckets yet")
-)]
 pub(crate) fn add_native(message: &mut Histogram, native: &NativeBuckets) {
     message.schema = native.schema;
     message.zero_threshold = native.zero_threshold;
@@ -301,7 +280,12 @@ pub(crate) fn encode_family(
             SeriesValue::Gauge(g) => g.get(),
             SeriesValue::Histogram(h) => {
                 let message = metric.histogram.get_or_insert_with(Histogram::default);
-                fill_classic_histogram(message, &h.snapshot_in(totals));
+                let snapshot = h.snapshot_in(totals);
+                fill_classic_histogram(message, &snapshot);
+                match &snapshot.native {
+                    Some(native) => add_native(message, native),
+                    None => clear_native(message),
+                }
                 message.created_timestamp = created;
                 prost::encoding::message::encode(4, &*metric, &mut scratch.metrics);
                 continue;
@@ -332,6 +316,18 @@ pub(crate) fn encode_family(
     // Writing to a Vec cannot run out of room, the only way encoding fails.
     let _ = header.encode(out);
     out.extend_from_slice(&scratch.metrics);
+}
+
+/// Leaves no native field of an earlier series in the reused message.
+fn clear_native(message: &mut Histogram) {
+    message.schema = 0;
+    message.zero_threshold = 0.0;
+    message.zero_count = 0;
+    message.positive_span.clear();
+    message.positive_delta.clear();
+    message.negative_span.clear();
+    message.negative_delta.clear();
+    message.exemplars.clear();
 }
 
 /// Sets `message` to the classic part of a histogram: every bucket including `+Inf`
@@ -506,6 +502,7 @@ mod tests {
                     }),
                     None,
                 ],
+                native: None,
             },
         );
         add_native(
@@ -720,6 +717,84 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Expands spans and deltas back into `(index, count)` buckets, as Prometheus reads them.
+    fn expand(spans: &[reference::BucketSpan], deltas: &[i64]) -> Vec<(i32, u64)> {
+        let mut buckets = Vec::new();
+        let (mut index, mut count, mut deltas) = (0i32, 0i64, deltas.iter());
+        for span in spans {
+            index += span.offset;
+            for _ in 0..span.length {
+                count += deltas.next().expect("a delta per bucket");
+                if count > 0 {
+                    buckets.push((index, count as u64));
+                }
+                index += 1;
+            }
+        }
+        buckets
+    }
+
+    proptest! {
+        #[test]
+        fn a_native_histogram_round_trips_through_the_reference_decoder_with_its_exemplars(
+            values in prop::collection::vec(prop_oneof![0.0f64..1e-7, 1e-6f64..2.0, 1e3f64..1e5], 1..300),
+            traced in 0usize..300,
+        ) {
+            let registry = Registry::new();
+            let latency = registry
+                .histogram(
+                    MetricSpec::histogram("demo_latency_seconds", "Latency.", crate::metrics::LATENCY_BUCKETS)
+                        .with_unit("seconds")
+                        .with_exemplars()
+                        .with_native(crate::metrics::NativeConfig::LATENCY),
+                )
+                .unwrap();
+            let ids = TraceIds { trace_id: [3; 16], span_id: [4; 8] };
+            for (i, &v) in values.iter().enumerate() {
+                if i == traced % values.len() {
+                    latency.observe_with_exemplar(v, ids);
+                } else {
+                    latency.observe(v);
+                }
+            }
+            let mut bytes = Vec::new();
+            registry.encode(Format::Protobuf, &mut bytes);
+            let families = decode(&bytes);
+            let h = families[0].metric[0].histogram.as_ref().expect("a histogram");
+            // The expected buckets: each value's index by the formula, reduced as the layout does.
+            let config = crate::metrics::NativeConfig::LATENCY;
+            let mut expected = crate::metrics::NativeBuckets {
+                schema: 3,
+                zero_threshold: config.zero_threshold,
+                ..Default::default()
+            };
+            let mut positive = std::collections::BTreeMap::new();
+            for &v in &values {
+                if v <= config.zero_threshold {
+                    expected.zero_count += 1;
+                } else {
+                    *positive.entry(crate::metrics::bucket_index(v, 3)).or_insert(0u64) += 1;
+                }
+            }
+            expected.positive = positive.into_iter().collect();
+            crate::metrics::reduce_resolution(&mut expected, config.max_buckets);
+            prop_assert_eq!(h.schema, expected.schema);
+            prop_assert_eq!(h.zero_threshold, config.zero_threshold);
+            prop_assert_eq!(h.zero_count, expected.zero_count);
+            prop_assert_eq!(expand(&h.positive_span, &h.positive_delta), expected.positive);
+            prop_assert!(h.negative_span.is_empty());
+            prop_assert_eq!(h.sample_count, values.len() as u64);
+            // The classic buckets are still there, for scrapers that keep both.
+            prop_assert_eq!(h.bucket.len(), crate::metrics::LATENCY_BUCKETS.len() + 1);
+            // The traced observation's exemplar survives, on the native side too.
+            let traced_value = values[traced % values.len()];
+            prop_assert!(h.exemplars.iter().any(|e| e.value == traced_value), "{:?}", h.exemplars);
+            let e = &h.exemplars[0];
+            prop_assert!(e.timestamp.is_some());
+            prop_assert!(e.label.iter().any(|l| l.name == "trace_id" && l.value == "03030303030303030303030303030303"));
         }
     }
 }

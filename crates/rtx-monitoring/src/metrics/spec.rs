@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use super::histogram::Histogram;
 use super::labels::{is_valid_label_name, is_valid_metric_name};
+use super::native::{NativeConfig, NativeLayout};
+use super::shards::CHUNK_CELLS;
 
 /// The metric type a family is exposed as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +54,9 @@ pub enum RegistryError {
     /// The name is taken.
     #[error("metric `{0}` is already registered")]
     Duplicate(String),
-    /// Histogram bounds must be finite and strictly increasing.
-    #[error("histogram `{0}` needs finite, strictly increasing bucket bounds")]
+    /// Histogram bounds must be finite and strictly increasing, and few enough that one series
+    /// (counts, exemplars, native buckets) fits in 512 cells.
+    #[error("histogram `{0}` needs finite, strictly increasing bucket bounds, and at most 512 cells per series (about 50 buckets with exemplars and native buckets)")]
     InvalidBuckets(String),
     /// The label values given do not match the declared label names.
     #[error("metric `{metric}` has {expected} labels, got {got} value lists")]
@@ -90,6 +94,7 @@ pub struct MetricSpec {
     pub(crate) labels: Vec<&'static str>,
     pub(crate) buckets: Option<Arc<[f64]>>,
     pub(crate) exemplars: bool,
+    pub(crate) native: Option<NativeConfig>,
 }
 
 impl MetricSpec {
@@ -102,6 +107,7 @@ impl MetricSpec {
             labels: Vec::new(),
             buckets: None,
             exemplars: false,
+            native: None,
         }
     }
 
@@ -144,6 +150,19 @@ impl MetricSpec {
     pub fn with_exemplars(mut self) -> Self {
         self.exemplars = true;
         self
+    }
+
+    /// Also records the histogram as a native histogram (exponential buckets, see
+    /// [`NativeConfig`]), exposed in the protobuf format beside the classic buckets; text and
+    /// OpenMetrics scrapers still get the classic buckets alone.
+    pub fn with_native(mut self, config: NativeConfig) -> Self {
+        self.native = Some(config);
+        self
+    }
+
+    /// The native bucket layout, for a histogram built with [`MetricSpec::with_native`].
+    pub fn native(&self) -> Option<&NativeConfig> {
+        self.native.as_ref()
     }
 
     /// The metric name.
@@ -207,7 +226,10 @@ impl MetricSpec {
         }
         if let Some(bounds) = &self.buckets {
             let ok = bounds.iter().all(|b| b.is_finite()) && bounds.windows(2).all(|w| w[0] < w[1]);
-            if !ok {
+            // One series' cells live in one chunk of every thread's copy.
+            let native = self.native.as_ref().map(NativeLayout::new);
+            let cells = Histogram::cells_needed(bounds, self.exemplars, native.as_ref());
+            if !ok || cells > CHUNK_CELLS {
                 return Err(RegistryError::InvalidBuckets(self.name.clone()));
             }
         }
