@@ -11,8 +11,8 @@ use super::{
     HttpMethod, LogLevel, NotificationOutcome, PoolState,
 };
 use crate::metrics::{
-    Counter, Dense, Dynamic, Gauge, Histogram, InFlight, LabelValue, MetricSpec, Registry,
-    RegistryError, LATENCY_BUCKETS, OTHER_LABEL_VALUE,
+    Counter, Dense, Dynamic, Gauge, Histogram, InFlight, LabelValue, MetricSpec, NativeConfig,
+    Registry, RegistryError, LATENCY_BUCKETS, OTHER_LABEL_VALUE,
 };
 
 /// The route label of requests that matched no route: unknown paths share it, so a scanner
@@ -173,6 +173,7 @@ impl ApiMetrics {
                     "HTTP request duration in seconds, by method and route template.",
                     LATENCY_BUCKETS,
                 )
+                .with_native(NativeConfig::LATENCY)
                 .with_unit("seconds")
                 .with_labels(&["method", "route"])
                 .with_exemplars(),
@@ -290,6 +291,7 @@ impl DbMetrics {
                     "Database query duration in seconds, by operation and table.",
                     LATENCY_BUCKETS,
                 )
+                .with_native(NativeConfig::LATENCY)
                 .with_unit("seconds")
                 .with_labels(&["operation", "table"]),
                 &[cap, cap],
@@ -551,6 +553,7 @@ impl SelfMetrics {
                     "Health check run time in seconds.",
                     LATENCY_BUCKETS,
                 )
+                .with_native(NativeConfig::LATENCY)
                 .with_unit("seconds")
                 .with_labels(&["check"]),
                 &[cap],

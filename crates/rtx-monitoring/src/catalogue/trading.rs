@@ -10,7 +10,8 @@ use super::{
 };
 use crate::metrics::{
     ConfiguredValues, Counter, Dense, Dynamic, FloatCounter, Gauge, Histogram, InFlight,
-    LabelValue, MetricSpec, Registry, RegistryError, LATENCY_BUCKETS, SLIPPAGE_BUCKETS,
+    LabelValue, MetricSpec, NativeConfig, Registry, RegistryError, LATENCY_BUCKETS,
+    SLIPPAGE_BUCKETS,
 };
 
 /// Orders, execution latency, volume, rejections, slippage and the order latency SLO.
@@ -63,6 +64,7 @@ impl OrderMetrics {
                     "Time from accepting an order to its final outcome, in seconds.",
                     LATENCY_BUCKETS,
                 )
+                .with_native(NativeConfig::LATENCY)
                 .with_unit("seconds")
                 .with_labels(&["order_type", "route"])
                 .with_exemplars(),
@@ -297,6 +299,7 @@ impl LpMetrics {
                     "LP round-trip time in seconds, by operation.",
                     LATENCY_BUCKETS,
                 )
+                .with_native(NativeConfig::LATENCY)
                 .with_unit("seconds")
                 .with_labels(&["lp", "operation"])
                 .with_exemplars(),
