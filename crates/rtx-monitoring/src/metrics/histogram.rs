@@ -207,11 +207,18 @@ impl Histogram {
 
     #[inline(always)]
     fn bucket_of(&self, value: f64) -> usize {
-        // `le` semantics: the first bound that is >= value; NaN lands in +Inf.
+        // `le` semantics: the first bound that is >= value, which is the number of bounds below
+        // it since they increase; NaN lands in +Inf. Counting every bound rather than a binary
+        // search: the count compiles to independent vector compares, where the binary search is
+        // a chain of dependent load, compare and select steps that took most of an observation
+        // (26.9 ns against 17.9 ns for the count on a quiet run, see BENCHMARKS.md).
         if value.is_nan() {
             self.bounds.len()
         } else {
-            self.bounds.partition_point(|&bound| bound < value)
+            self.bounds
+                .iter()
+                .map(|&bound| usize::from(bound < value))
+                .sum()
         }
     }
 
