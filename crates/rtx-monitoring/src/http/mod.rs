@@ -1,5 +1,5 @@
-//! HTTP for axum: `/metrics` (content negotiation, gzip, bearer auth), `/health` and `/ready`,
-//! `/alerts`, and the middleware that records the API's request metrics.
+//! HTTP for axum: `/metrics` (content negotiation, zstd and gzip, `name[]`, bearer auth),
+//! `/health` and `/ready`, `/alerts`, and the middleware that records the API's request metrics.
 //!
 //! The only module that knows about axum. It renders what the registry, the health checks and
 //! the alert evaluator hold, and decides nothing of its own.
