@@ -41,17 +41,15 @@ fn rules() -> PathBuf {
         .unwrap()
 }
 
-#[test]
-fn every_dashboard_panel_has_data_on_a_healthy_engine() {
-    let engine = Engine::start(ENGINE, &[("RTX_SIM_ORDER_RATE", "20")]);
-    let prometheus = Prometheus::start(&[engine.addr], Some(&rules()));
+/// Waits (up to a minute) until every dashboard panel's query returns data from `prometheus`.
+fn wait_until_every_panel_has_data(prometheus: &Prometheus) {
     let queries = resolved_queries(&default_rows(), "rtx-engine", "10s");
     Poll::up_to(Duration::from_secs(60))
         .every(EVERY)
         .until_ok("every panel to have data", || {
             let empty: Vec<&(String, String)> = queries
                 .iter()
-                .filter(|(_, q)| query(&prometheus, q).is_empty())
+                .filter(|(_, q)| query(prometheus, q).is_empty())
                 .collect();
             if empty.is_empty() {
                 Ok(())
@@ -59,6 +57,13 @@ fn every_dashboard_panel_has_data_on_a_healthy_engine() {
                 Err(format!("panels without data: {empty:#?}"))
             }
         });
+}
+
+#[test]
+fn every_dashboard_panel_has_data_on_a_healthy_engine() {
+    let engine = Engine::start(ENGINE, &[("RTX_SIM_ORDER_RATE", "20")]);
+    let prometheus = Prometheus::start(&[engine.addr], Some(&rules()));
+    wait_until_every_panel_has_data(&prometheus);
 }
 
 #[test]
@@ -149,21 +154,7 @@ fn with_native_histograms_on_the_latency_is_stored_native_and_every_panel_and_ru
     );
 
     // Every panel has data in this mode too.
-    let queries = resolved_queries(&default_rows(), "rtx-engine", "10s");
-    Poll::up_to(Duration::from_secs(60)).every(EVERY).until_ok(
-        "every panel to have data with native histograms",
-        || {
-            let empty: Vec<&(String, String)> = queries
-                .iter()
-                .filter(|(_, q)| query(&native, q).is_empty())
-                .collect();
-            if empty.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("panels without data: {empty:#?}"))
-            }
-        },
-    );
+    wait_until_every_panel_has_data(&native);
 
     // Every rule evaluates without an error in both modes (a rule reading `_bucket` alone would
     // still evaluate, to nothing: the quantile rules' own data is checked below).
