@@ -224,3 +224,55 @@ fn with_native_histograms_on_the_latency_is_stored_native_and_every_panel_and_ru
             }
         });
 }
+
+#[test]
+fn with_native_histograms_on_every_latency_alert_fires_past_its_threshold() {
+    // The latency rules as generated, with thresholds of zero and no `for`: each fires as soon
+    // as its quantile has data, which shows its PromQL reads the native histograms (promtool
+    // 2.42 cannot write native series in a rule unit test, so this is where it is shown).
+    let mut rules = rtx_monitoring::alerts::default_rules();
+    rules.retain(|r| matches!(r.signal, rtx_monitoring::alerts::Signal::Quantile { .. }));
+    for rule in &mut rules {
+        rule.threshold = 0.0;
+        rule.for_duration = Duration::ZERO;
+    }
+    let names: Vec<&str> = rules.iter().map(|r| r.name).collect();
+    assert!(names.len() >= 4, "latency rules: {names:?}");
+    let dir = rtx_testkit::scratch_dir("native-rules");
+    let rule_file = dir.join("latency_rules.yml");
+    std::fs::write(
+        &rule_file,
+        rtx_monitoring::alerts::render_rules(&rules, "https://example.invalid/runbooks"),
+    )
+    .unwrap();
+
+    let engine = Engine::start(ENGINE, &[("RTX_SIM_ORDER_RATE", "50")]);
+    let native = Prometheus::start_in(ScrapeMode::Native, &[engine.addr], Some(&rule_file));
+    Poll::up_to(Duration::from_secs(60)).every(EVERY).until_ok(
+        "every latency alert to fire",
+        || {
+            // API requests, so that the HTTP latency histogram has data besides the scrapes.
+            let _ = rtx_testkit::http_get(engine.addr, "/api/orders?limit=1");
+            let body: serde_json::Value = blocking_client()
+                .get(format!("{}/api/v1/alerts", native.url))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let firing: Vec<&str> = body["data"]["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["state"] == "firing")
+                .filter_map(|a| a["labels"]["alertname"].as_str())
+                .collect();
+            let silent: Vec<&&str> = names.iter().filter(|n| !firing.contains(n)).collect();
+            if silent.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not firing: {silent:?}; firing: {firing:?}"))
+            }
+        },
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
