@@ -315,6 +315,7 @@ pub async fn serve(config: Config, logging: LogConfig) -> Result<(), ServeError>
     } else {
         Registry::disabled()
     };
+    registry.set_openmetrics_created(config.openmetrics_created);
     let metrics = TradingMetrics::new(&registry, &catalogue_config(&config))?;
     // Spans get W3C ids whether or not they are exported: logs and exemplars carry them.
     let (exporter_stop, exporter_stopped) = watch::channel(false);

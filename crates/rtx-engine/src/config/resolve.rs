@@ -106,6 +106,8 @@ pub struct Config {
     pub route_cap: usize,
     /// Cap for other labels from outside.
     pub label_cap: usize,
+    /// Whether OpenMetrics scrapes get `_created` samples.
+    pub openmetrics_created: bool,
     /// Database URL.
     pub database_url: SecretUrl,
     /// Simulated orders per second.
@@ -494,6 +496,7 @@ impl Config {
             account_cap: cap("metrics.account_cap", m.account_cap, 1000)?,
             route_cap: cap("metrics.route_cap", m.route_cap, 64)?,
             label_cap: cap("metrics.label_cap", m.label_cap, 64)?,
+            openmetrics_created: m.openmetrics_created.unwrap_or(true),
         })
     }
 }
@@ -726,6 +729,26 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err()
+    }
+
+    #[test]
+    fn created_samples_are_on_unless_the_file_turns_them_off() {
+        assert!(
+            Config::load(&Settings::default())
+                .unwrap()
+                .openmetrics_created
+        );
+        let off = Config::load(&Settings {
+            config: Some(file("[metrics]\nopenmetrics_created = false\n")),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!off.openmetrics_created);
+        let err = refused("[metrics]\nopenmetrics_created = \"no\"\n");
+        assert!(
+            err.to_string().contains("line 2, column 23: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -143,6 +143,7 @@ pub(super) struct MetricsFile {
     pub(super) account_cap: Option<usize>,
     pub(super) route_cap: Option<usize>,
     pub(super) label_cap: Option<usize>,
+    pub(super) openmetrics_created: Option<bool>,
 }
 
 /// Health-check thresholds and intervals (the `[health]` table).

@@ -144,11 +144,12 @@ impl Registry {
         let mut scratch = protobuf::Scratch::default();
         // Every thread's copies summed once, copy by copy, rather than once per series.
         let totals = self.cell_totals();
+        let created = format == Format::OpenMetrics && self.openmetrics_created();
         for family in self.families().iter().filter(|f| selected(f)) {
             match format {
                 Format::Protobuf => protobuf::encode_family(family, out, &mut scratch, &totals),
                 Format::PrometheusText | Format::OpenMetrics => {
-                    encode_family(family, format, out, &totals)
+                    encode_family(family, format, created, out, &totals)
                 }
             }
         }
@@ -166,7 +167,14 @@ impl Registry {
     }
 }
 
-fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>, totals: &CellTotals<'_>) {
+/// `created`: whether to write `_created` samples (OpenMetrics only).
+fn encode_family(
+    family: &Family,
+    format: Format,
+    created: bool,
+    out: &mut Vec<u8>,
+    totals: &CellTotals<'_>,
+) {
     let spec = &family.spec;
     let name = spec.name.as_str();
     let openmetrics = format == Format::OpenMetrics;
@@ -204,7 +212,7 @@ fn encode_family(family: &Family, format: Format, out: &mut Vec<u8>, totals: &Ce
     }
     // OpenMetrics gives counters and histograms a `_created` sample: the moment the series
     // started from zero, so a reader can tell a fresh series from one it missed the start of.
-    let created = openmetrics && matches!(spec.kind, MetricKind::Counter | MetricKind::Histogram);
+    let created = created && matches!(spec.kind, MetricKind::Counter | MetricKind::Histogram);
     let series = family.series.read().unwrap_or_else(PoisonError::into_inner);
     for s in series.iter() {
         match &s.value {
@@ -459,5 +467,18 @@ mod tests {
             !text.contains("_created"),
             "the text format has no created samples"
         );
+        // Switched off, OpenMetrics leaves them out and is otherwise the same.
+        r.set_openmetrics_created(false);
+        let without = r.encode_to_string(Format::OpenMetrics);
+        assert!(!without.contains("_created"), "{without}");
+        let kept: Vec<&str> = om
+            .lines()
+            .filter(|l| {
+                !l.split(['{', ' '])
+                    .next()
+                    .is_some_and(|n| n.ends_with("_created"))
+            })
+            .collect();
+        assert_eq!(without.lines().collect::<Vec<_>>(), kept);
     }
 }

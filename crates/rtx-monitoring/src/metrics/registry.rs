@@ -1,5 +1,6 @@
 //! The registry: metric families, their series, and what runs before a scrape.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::counter::{Counter, FloatCounter};
@@ -23,6 +24,8 @@ struct Inner {
     families: RwLock<Vec<Arc<Family>>>,
     hooks: RwLock<Vec<CollectHook>>,
     folded: Mutex<Option<Dynamic<Counter>>>,
+    /// Whether OpenMetrics carries `_created` samples (see [`Registry::set_openmetrics_created`]).
+    openmetrics_created: AtomicBool,
 }
 
 /// A set of metric families and the storage behind them. Clones share the same registry.
@@ -65,8 +68,22 @@ impl Registry {
                 families: RwLock::new(Vec::new()),
                 hooks: RwLock::new(Vec::new()),
                 folded: Mutex::new(None),
+                openmetrics_created: AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Whether the OpenMetrics exposition writes a `_created` sample after each counter and
+    /// histogram series (on by default). Prometheus 2.x stores every `_created` sample as a
+    /// series of its own when it scrapes OpenMetrics, its default, so with it on a counter
+    /// costs two stored series; client_golang leaves them off for that reason. Off, the
+    /// creation time still travels in protobuf, where it is a field and costs no series.
+    pub fn set_openmetrics_created(&self, on: bool) {
+        self.inner.openmetrics_created.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn openmetrics_created(&self) -> bool {
+        self.inner.openmetrics_created.load(Ordering::Relaxed)
     }
 
     /// False for [`Registry::disabled`].
