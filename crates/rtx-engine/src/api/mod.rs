@@ -87,7 +87,14 @@ pub fn app(
         .merge(endpoints)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(measured.clone())
-        .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
+        .fallback_service(
+            // `with_state` turns the handler into a route once; without it axum boxes a clone of
+            // the handler on every unmatched request.
+            AxumRouter::new()
+                .fallback(not_found)
+                .layer(measured)
+                .with_state(()),
+        )
         .layer(map_response(error::json_errors))
 }
 
@@ -141,7 +148,14 @@ pub fn management_app(metrics: &TradingMetrics, endpoints: AxumRouter) -> AxumRo
     let measured = from_fn_with_state(metrics.api.clone(), track_requests);
     endpoints
         .route_layer(measured.clone())
-        .fallback_service(AxumRouter::new().fallback(not_found).layer(measured))
+        .fallback_service(
+            // `with_state` turns the handler into a route once; without it axum boxes a clone of
+            // the handler on every unmatched request.
+            AxumRouter::new()
+                .fallback(not_found)
+                .layer(measured)
+                .with_state(()),
+        )
         .layer(map_response(error::json_errors))
 }
 
