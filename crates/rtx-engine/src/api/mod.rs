@@ -81,21 +81,12 @@ pub fn app(
         list_cache: Arc::new(Mutex::new(None)),
         websocket_clients: WebSocketClients::new(limits.max_websocket_clients),
     };
-    let measured = from_fn_with_state(metrics.api.clone(), track_requests);
-    api.with_state(state)
+    let app = api
+        .with_state(state)
         .route(openapi::PATH, get(move || async move { document }))
         .merge(endpoints)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(measured.clone())
-        .fallback_service(
-            // `with_state` turns the handler into a route once; without it axum boxes a clone of
-            // the handler on every unmatched request.
-            AxumRouter::new()
-                .fallback(not_found)
-                .layer(measured)
-                .with_state(()),
-        )
-        .layer(map_response(error::json_errors))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    measured_with_json_errors(app, &metrics)
 }
 
 /// The API and admin routes and the document their annotations make, from one list.
@@ -145,9 +136,14 @@ fn serve_document(
 /// The management listener's application: only the monitoring `endpoints`, measured like the
 /// main listener's, with the same error body.
 pub fn management_app(metrics: &TradingMetrics, endpoints: AxumRouter) -> AxumRouter {
+    measured_with_json_errors(endpoints, metrics)
+}
+
+/// What both listeners put around their routes: the request metrics and server span on every
+/// route and on the 404 fallback, and the JSON error body on every error answer.
+fn measured_with_json_errors(app: AxumRouter, metrics: &TradingMetrics) -> AxumRouter {
     let measured = from_fn_with_state(metrics.api.clone(), track_requests);
-    endpoints
-        .route_layer(measured.clone())
+    app.route_layer(measured.clone())
         .fallback_service(
             // `with_state` turns the handler into a route once; without it axum boxes a clone of
             // the handler on every unmatched request.
