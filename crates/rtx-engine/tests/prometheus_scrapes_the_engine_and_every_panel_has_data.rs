@@ -104,12 +104,7 @@ fn two_engines_show_up_as_two_instances_and_aggregates_sum_them() {
     Poll::up_to(Duration::from_secs(30)).every(EVERY).until_ok(
         "the two engines' aggregate balance of 2,000,000",
         || {
-            let result = query(&prometheus, &balance);
-            let total: f64 = result
-                .first()
-                .and_then(|r| r["value"][1].as_str())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
+            let total = first_value(&prometheus, &balance).unwrap_or(0.0);
             if total == 2_000_000.0 {
                 Ok(())
             } else {
