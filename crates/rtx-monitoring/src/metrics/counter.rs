@@ -1,8 +1,6 @@
 //! Counters: monotonically increasing totals, integer or floating point.
 
-use std::sync::Arc;
-
-use super::shards::{CellTotals, ShardedCells};
+use super::shards::{CellTable, CellTotals};
 
 /// An integer counter handle: cheap to clone, recording takes no lock and allocates nothing.
 ///
@@ -17,12 +15,12 @@ use super::shards::{CellTotals, ShardedCells};
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Counter {
-    cells: Option<Arc<ShardedCells>>,
+    cells: Option<CellTable>,
     cell: usize,
 }
 
 impl Counter {
-    pub(crate) fn new(cells: Arc<ShardedCells>, cell: usize) -> Self {
+    pub(crate) fn new(cells: CellTable, cell: usize) -> Self {
         Self {
             cells: Some(cells),
             cell,
@@ -47,7 +45,7 @@ impl Counter {
     #[inline]
     pub fn inc_by(&self, value: u64) {
         if let Some(cells) = &self.cells {
-            cells.local(self.cell).add_u64(0, value);
+            cells.with_local(self.cell, move |local| local.add_u64(0, value));
         }
     }
 
@@ -67,12 +65,12 @@ impl Counter {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct FloatCounter {
-    cells: Option<Arc<ShardedCells>>,
+    cells: Option<CellTable>,
     cell: usize,
 }
 
 impl FloatCounter {
-    pub(crate) fn new(cells: Arc<ShardedCells>, cell: usize) -> Self {
+    pub(crate) fn new(cells: CellTable, cell: usize) -> Self {
         Self {
             cells: Some(cells),
             cell,
@@ -93,7 +91,7 @@ impl FloatCounter {
     pub fn inc_by(&self, value: f64) {
         if let Some(cells) = &self.cells {
             if value.is_finite() && value > 0.0 {
-                cells.local(self.cell).add_f64(0, value);
+                cells.with_local(self.cell, move |local| local.add_f64(0, value));
             }
         }
     }

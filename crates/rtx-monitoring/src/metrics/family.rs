@@ -66,7 +66,7 @@ impl Metric for Counter {
         Counter::noop()
     }
     fn create(cells: &Arc<ShardedCells>, _: &MetricSpec) -> Option<(Self, SeriesValue)> {
-        let c = Counter::new(Arc::clone(cells), cells.allocate(1)?);
+        let c = Counter::new(cells.table(), cells.allocate(1)?);
         Some((c.clone(), SeriesValue::Counter(c)))
     }
 }
@@ -76,7 +76,7 @@ impl Metric for FloatCounter {
         FloatCounter::noop()
     }
     fn create(cells: &Arc<ShardedCells>, _: &MetricSpec) -> Option<(Self, SeriesValue)> {
-        let c = FloatCounter::new(Arc::clone(cells), cells.allocate(1)?);
+        let c = FloatCounter::new(cells.table(), cells.allocate(1)?);
         Some((c.clone(), SeriesValue::FloatCounter(c)))
     }
 }
@@ -106,7 +106,7 @@ impl Metric for Histogram {
             spec.exemplars,
             native.as_ref(),
         ))?;
-        let h = Histogram::new(Arc::clone(cells), base, bounds, spec.exemplars, native);
+        let h = Histogram::new(cells.table(), base, bounds, spec.exemplars, native);
         Some((h.clone(), SeriesValue::Histogram(h)))
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::native::{NativeBuckets, NativeCell, NativeLayout};
-use super::shards::{CellTotals, LocalCells, ShardedCells};
+use super::shards::{CellTable, CellTotals, LocalCells};
 
 /// Latency buckets for trading paths, in seconds: 100 µs to 10 s, with exact boundaries at the
 /// SLO target (0.1 s) and the alert thresholds (0.25 s, 0.5 s, 1 s, 2 s) so that
@@ -107,7 +107,7 @@ struct ExemplarPacing {
 #[derive(Clone)]
 #[must_use]
 pub struct Histogram {
-    cells: Option<Arc<ShardedCells>>,
+    cells: Option<CellTable>,
     base: usize,
     // Held by the handle itself rather than behind a shared shape, so that an observation
     // reaches the bounds and the exemplar switch without one more pointer to follow.
@@ -173,7 +173,7 @@ impl Histogram {
     }
 
     pub(crate) fn new(
-        cells: Arc<ShardedCells>,
+        cells: CellTable,
         base: usize,
         bounds: Arc<[f64]>,
         exemplars: bool,
@@ -233,13 +233,14 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, value: f64) {
         let Some(cells) = &self.cells else { return };
-        let local = cells.local(self.base);
-        let bucket = self.record(&local, value);
-        if let Some(pacing) = &self.exemplars {
-            if let Some(ids) = current_trace() {
-                self.offer_exemplar(&local, pacing, bucket, ids, value);
+        cells.with_local(self.base, |local| {
+            let bucket = self.record(local, value);
+            if let Some(pacing) = &self.exemplars {
+                if let Some(ids) = current_trace() {
+                    self.offer_exemplar(local, pacing, bucket, ids, value);
+                }
             }
-        }
+        });
     }
 
     /// Records a duration in seconds.
@@ -253,11 +254,12 @@ impl Histogram {
     /// each scrape, and once every 64 otherwise.
     pub fn observe_with_exemplar(&self, value: f64, ids: TraceIds) {
         let Some(cells) = &self.cells else { return };
-        let local = cells.local(self.base);
-        let bucket = self.record(&local, value);
-        if let Some(pacing) = &self.exemplars {
-            self.offer_exemplar(&local, pacing, bucket, ids, value);
-        }
+        cells.with_local(self.base, |local| {
+            let bucket = self.record(local, value);
+            if let Some(pacing) = &self.exemplars {
+                self.offer_exemplar(local, pacing, bucket, ids, value);
+            }
+        });
     }
 
     #[inline(always)]
@@ -463,13 +465,14 @@ fn read_exemplar(record: &[AtomicU64]) -> Option<Exemplar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::shards::ShardedCells;
 
     fn histogram(bounds: &[f64]) -> Histogram {
         let cells = Arc::new(ShardedCells::new());
         let base = cells
             .allocate(Histogram::cells_needed(bounds, true, None))
             .unwrap();
-        Histogram::new(cells, base, Arc::from(bounds), true, None)
+        Histogram::new(cells.table(), base, Arc::from(bounds), true, None)
     }
 
     #[test]
@@ -625,7 +628,13 @@ mod tests {
                 Some(&layout),
             ))
             .unwrap();
-        let h = Histogram::new(cells, base, Arc::from(LATENCY_BUCKETS), true, Some(layout));
+        let h = Histogram::new(
+            cells.table(),
+            base,
+            Arc::from(LATENCY_BUCKETS),
+            true,
+            Some(layout),
+        );
         // More threads than private slots on a small machine, so shared copies are used too.
         let threads: Vec<_> = (0..12)
             .map(|t| {

@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The most private slots any machine gets, whatever its core count.
 pub(crate) const MAX_SLOTS: usize = 128;
@@ -33,8 +33,13 @@ const MAX_STRIPES: usize = 16;
 const CHUNK_BITS: usize = 9;
 /// Cells per chunk: one chunk is 4 KiB, a page, allocated the first time a thread touches it.
 pub(crate) const CHUNK_CELLS: usize = 1 << CHUNK_BITS;
-const MAX_CHUNKS: usize = 2048;
-/// The most cells one registry can hold (a histogram with 17 buckets uses 19).
+/// Chunks per copy. Every copy's chunk table is allocated with the registry (16 bytes an entry:
+/// 8 KiB a copy, 48 KiB for the six copies of a 2-core machine, 1.1 MiB for the 144 of a
+/// 64-core one), so this bounds what an unused registry costs as well as what a full one holds.
+const MAX_CHUNKS: usize = 512;
+/// The most cells one registry can hold: 262,144, 2 MiB a copy (a counter takes one cell, a
+/// classic latency histogram 18, one with exemplars and native buckets about 430; the whole
+/// engine catalogue with 100 symbols and 1,000 accounts takes 47,000).
 pub(crate) const MAX_CELLS: usize = CHUNK_CELLS * MAX_CHUNKS;
 
 /// How many slots and stripes this process uses, fixed at the first use from the core count.
@@ -156,54 +161,44 @@ fn current_state() -> u32 {
 
 type Chunk = [AtomicU64; CHUNK_CELLS];
 
-/// One slot's copy of every cell, in lazily allocated chunks.
-struct Arena {
-    chunks: Box<[OnceLock<Box<Chunk>>]>,
-}
-
-impl Arena {
-    fn new() -> Self {
-        Self {
-            chunks: (0..MAX_CHUNKS).map(|_| OnceLock::new()).collect(),
-        }
-    }
-
-    #[inline(always)]
-    fn chunk(&self, index: usize) -> &Chunk {
-        self.chunks[index].get_or_init(new_chunk)
-    }
-
-    fn heap_bytes(&self) -> usize {
-        let chunks = self.chunks.iter().filter(|c| c.get().is_some()).count();
-        chunks * std::mem::size_of::<Chunk>()
-            + self.chunks.len() * std::mem::size_of::<OnceLock<Box<Chunk>>>()
-    }
-
-    #[inline]
-    fn peek(&self, cell: usize) -> u64 {
-        self.chunks[cell >> CHUNK_BITS]
-            .get()
-            .map_or(0, |c| c[cell & (CHUNK_CELLS - 1)].load(Relaxed))
-    }
-}
-
 #[cold]
 fn new_chunk() -> Box<Chunk> {
     Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
 }
 
-/// All cells of one registry: one arena per private slot plus the striped arenas.
+/// All cells of one registry: the table every handle records through, and the allocator of
+/// new series' cells.
 #[doc(hidden)]
 pub struct ShardedCells {
-    slots: Box<[OnceLock<Arena>]>,
-    stripes: Box<[OnceLock<Arena>]>,
+    table: CellTable,
     next_cell: Mutex<usize>,
+}
+
+/// Every copy of a registry's cells (one per private slot, one per stripe), in lazily
+/// allocated chunks, shared by the registry and every handle.
+///
+/// Every copy's chunks sit in one flat table, copy `c`'s chunk `k` at `c * MAX_CHUNKS + k`
+/// (private slots first, then stripes), and each handle holds the table itself rather than the
+/// registry's cells, so that a record goes from the handle to its cell in two dependent loads
+/// (the chunk's entry, the cell), where a table per copy behind the registry took four
+/// (`BENCHMARKS.md` has the figures).
+#[derive(Clone)]
+pub(crate) struct CellTable {
+    chunks: Arc<[OnceLock<Box<Chunk>>]>,
 }
 
 impl std::fmt::Debug for ShardedCells {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShardedCells")
             .field("cells", &self.allocated())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CellTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CellTable")
+            .field("copies", &(self.chunks.len() / MAX_CHUNKS))
             .finish()
     }
 }
@@ -267,8 +262,11 @@ impl Default for ShardedCells {
 impl ShardedCells {
     pub(crate) fn new() -> Self {
         Self {
-            slots: (0..private_slots()).map(|_| OnceLock::new()).collect(),
-            stripes: (0..stripes()).map(|_| OnceLock::new()).collect(),
+            table: CellTable {
+                chunks: (0..(private_slots() + stripes()) * MAX_CHUNKS)
+                    .map(|_| OnceLock::new())
+                    .collect(),
+            },
             next_cell: Mutex::new(0),
         }
     }
@@ -300,32 +298,110 @@ impl ShardedCells {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The calling thread's view of the cells starting at `base`.
+    /// The table handles record through.
+    pub(crate) fn table(&self) -> CellTable {
+        self.table.clone()
+    }
+}
+
+impl CellTable {
+    /// Runs `record` on the calling thread's view of the cells starting at `base`.
+    ///
+    /// The path nearly every record takes (the thread owns a private slot and has touched this
+    /// chunk before) is four loads and no call, inlined with `record` into the caller, where
+    /// the view is known to be exclusive so `record`'s atomics fold to plain adds. Everything
+    /// else (a thread's first record, a new chunk, a thread past the private slots sharing a
+    /// stripe) goes through one out-of-line copy. Why this matters: with the claim and the lazy
+    /// allocations inline, every record saved and restored registers for calls it never made
+    /// and branched over them, and took 6.5 ns where this takes 3.3 (`BENCHMARKS.md`).
     #[inline(always)]
+    pub(crate) fn with_local<R>(
+        &self,
+        base: usize,
+        record: impl FnOnce(&LocalCells<'_>) -> R,
+    ) -> R {
+        match self.private(base) {
+            Some(local) => record(&local),
+            None => self.with_local_slow(base, record),
+        }
+    }
+
+    /// The calling thread's private copy of the chunk holding `base`, if it has a private slot
+    /// and that chunk exists in it.
+    #[inline(always)]
+    fn private(&self, base: usize) -> Option<LocalCells<'_>> {
+        // One bounds check covers every state that must take the slow path: UNCLAIMED wraps to
+        // an index near usize::MAX, and a striped state (2^31 and up) lands past the table;
+        // a private slot's chunk index is below MAX_CHUNKS since every cell is below MAX_CELLS.
+        let copy = (SLOT.with(Cell::get) as usize).wrapping_sub(1);
+        let entry = copy
+            .wrapping_mul(MAX_CHUNKS)
+            .wrapping_add(base >> CHUNK_BITS);
+        let chunk = self.chunks.get(entry)?.get()?;
+        Some(LocalCells {
+            chunk,
+            base: base & (CHUNK_CELLS - 1),
+            exclusive: true,
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn with_local_slow<R>(&self, base: usize, record: impl FnOnce(&LocalCells<'_>) -> R) -> R {
+        record(&self.local(base))
+    }
+
+    /// The calling thread's view of the cells starting at `base`, claiming its slot and
+    /// allocating what it lacks; [`ShardedCells::with_local`] is the fast way in.
     pub(crate) fn local(&self, base: usize) -> LocalCells<'_> {
         let state = current_state();
-        let (slot, exclusive) = if state & STRIPED == 0 {
-            (&self.slots[state as usize - 1], true)
+        let (copy, exclusive) = if state & STRIPED == 0 {
+            (state as usize - 1, true)
         } else {
-            (&self.stripes[(state & !STRIPED) as usize], false)
+            (private_slots() + (state & !STRIPED) as usize, false)
         };
         LocalCells {
-            chunk: slot.get_or_init(Arena::new).chunk(base >> CHUNK_BITS),
+            chunk: self.chunks[copy * MAX_CHUNKS + (base >> CHUNK_BITS)].get_or_init(new_chunk),
             base: base & (CHUNK_CELLS - 1),
             exclusive,
         }
     }
 
+    /// One copy's chunk table.
+    fn copy(&self, copy: usize) -> &[OnceLock<Box<Chunk>>] {
+        &self.chunks[copy * MAX_CHUNKS..(copy + 1) * MAX_CHUNKS]
+    }
+
+    /// The copies a scrape reads, with whether each is a private slot's: the private slots up
+    /// to the highest ever claimed, then the stripes.
+    fn live_copies(&self) -> impl Iterator<Item = (&[OnceLock<Box<Chunk>>], bool)> {
+        let slots = private_slots();
+        let high = HIGH_WATER.load(Relaxed).min(slots);
+        let copies = self.chunks.len() / MAX_CHUNKS;
+        (0..high)
+            .map(|c| (self.copy(c), true))
+            .chain((slots..copies).map(|c| (self.copy(c), false)))
+    }
+
+    /// A copy's value of one cell: 0 where its chunk was never touched.
+    #[inline]
+    fn peek(copy: &[OnceLock<Box<Chunk>>], cell: usize) -> u64 {
+        copy[cell >> CHUNK_BITS]
+            .get()
+            .map_or(0, |c| c[cell & (CHUNK_CELLS - 1)].load(Relaxed))
+    }
+
     /// Sum of an integer cell over every slot.
     pub(crate) fn read_u64(&self, cell: usize) -> u64 {
-        self.live_arenas()
-            .fold(0u64, |sum, arena| sum.wrapping_add(arena.peek(cell)))
+        self.live_copies().fold(0u64, |sum, (copy, _)| {
+            sum.wrapping_add(Self::peek(copy, cell))
+        })
     }
 
     /// Sum of a floating-point cell over every slot.
     pub(crate) fn read_f64(&self, cell: usize) -> f64 {
-        self.live_arenas()
-            .map(|arena| f64::from_bits(arena.peek(cell)))
+        self.live_copies()
+            .map(|(copy, _)| f64::from_bits(Self::peek(copy, cell)))
             .sum()
     }
 
@@ -340,16 +416,15 @@ impl ShardedCells {
         mut visit: impl FnMut(&[AtomicU64], bool),
     ) {
         let (chunk, start) = (base >> CHUNK_BITS, base & (CHUNK_CELLS - 1));
-        let high = HIGH_WATER.load(Relaxed).min(self.slots.len());
-        let private = self.slots[..high].iter().map(|slot| (slot, true));
-        let striped = self.stripes.iter().map(|slot| (slot, false));
-        for (slot, exclusive) in private.chain(striped) {
-            if let Some(cells) = slot.get().and_then(|arena| arena.chunks[chunk].get()) {
+        for (copy, exclusive) in self.live_copies() {
+            if let Some(cells) = copy[chunk].get() {
                 visit(&cells[start..start + count], exclusive);
             }
         }
     }
+}
 
+impl ShardedCells {
     /// Every integer cell summed over every copy, read copy by copy: each copy's chunks are
     /// added in order into one array, a sequential pass per copy, where reading series by series
     /// takes a cache miss per copy for every cell. What a scrape reads its counters and histogram
@@ -357,8 +432,8 @@ impl ShardedCells {
     pub(crate) fn totals(&self) -> CellTotals<'_> {
         let allocated = self.allocated();
         let mut sums = vec![0u64; allocated];
-        for arena in self.live_arenas() {
-            for (sums, chunk) in sums.chunks_mut(CHUNK_CELLS).zip(arena.chunks.iter()) {
+        for (copy, _) in self.table.live_copies() {
+            for (sums, chunk) in sums.chunks_mut(CHUNK_CELLS).zip(copy.iter()) {
                 if let Some(chunk) = chunk.get() {
                     for (sum, cell) in sums.iter_mut().zip(chunk.iter()) {
                         *sum = sum.wrapping_add(cell.load(Relaxed));
@@ -369,23 +444,31 @@ impl ShardedCells {
         CellTotals { cells: self, sums }
     }
 
-    fn live_arenas(&self) -> impl Iterator<Item = &Arena> {
-        let high = HIGH_WATER.load(Relaxed).min(self.slots.len());
-        self.slots[..high]
-            .iter()
-            .chain(self.stripes.iter())
-            .filter_map(OnceLock::get)
+    /// Bytes held by the chunk table and the allocated chunks: what the memory figures in the
+    /// docs count.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let table = &self.table.chunks;
+        let chunks = table.iter().filter(|c| c.get().is_some()).count();
+        chunks * std::mem::size_of::<Chunk>()
+            + table.len() * std::mem::size_of::<OnceLock<Box<Chunk>>>()
     }
 
-    /// Bytes held by allocated chunks and chunk tables: what the memory figures in the docs
-    /// count.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots
+    /// How many copies hold at least one chunk.
+    #[cfg(test)]
+    fn copies_in_use(&self) -> usize {
+        self.table
+            .chunks
+            .chunks(MAX_CHUNKS)
+            .filter(|copy| copy.iter().any(|c| c.get().is_some()))
+            .count()
+    }
+
+    /// Whether any stripe holds a chunk.
+    #[cfg(test)]
+    fn stripes_in_use(&self) -> bool {
+        self.table.chunks[private_slots() * MAX_CHUNKS..]
             .iter()
-            .chain(self.stripes.iter())
-            .filter_map(OnceLock::get)
-            .map(Arena::heap_bytes)
-            .sum()
+            .any(|c| c.get().is_some())
     }
 }
 
@@ -402,13 +485,13 @@ impl CellTotals<'_> {
     pub(crate) fn u64(&self, cell: usize) -> u64 {
         match self.sums.get(cell) {
             Some(&sum) => sum,
-            None => self.cells.read_u64(cell),
+            None => self.cells.table.read_u64(cell),
         }
     }
 
-    /// The store behind these totals, for the reads they do not cover.
-    pub(crate) fn cells(&self) -> &ShardedCells {
-        self.cells
+    /// The table behind these totals, for the reads they do not cover.
+    pub(crate) fn cells(&self) -> &CellTable {
+        &self.cells.table
     }
 }
 
@@ -437,10 +520,10 @@ mod tests {
                 std::thread::spawn(move || {
                     // Claim a slot or stripe, then wait until every thread holds one, so that
                     // none gives its slot back before the last has claimed.
-                    cells.local(base).add_u64(0, 0);
+                    cells.table.local(base).add_u64(0, 0);
                     all_claimed.wait();
                     for _ in 0..1000 {
-                        let local = cells.local(base);
+                        let local = cells.table.local(base);
                         local.add_u64(0, 1);
                         local.add_f64(1, 0.5);
                     }
@@ -459,13 +542,13 @@ mod tests {
         let threads = private_slots() + 4 * stripes() + 8;
         record_from_live_threads(&cells, base, threads);
         assert!(
-            cells.stripes.iter().any(|s| s.get().is_some()),
+            cells.stripes_in_use(),
             "{threads} live threads with {} private slots used no stripe",
             private_slots()
         );
         let n = threads as u64 * 1000;
-        assert_eq!(cells.read_u64(base), n);
-        assert_eq!(cells.read_f64(base + 1), n as f64 * 0.5);
+        assert_eq!(cells.table.read_u64(base), n);
+        assert_eq!(cells.table.read_f64(base + 1), n as f64 * 0.5);
     }
 
     #[test]
@@ -479,9 +562,9 @@ mod tests {
             record_from_live_threads(&cells, base, per_wave);
         }
         let n = 4 * per_wave as u64 * 1000;
-        assert_eq!(cells.read_u64(base), n);
-        assert_eq!(cells.read_f64(base + 1), n as f64 * 0.5);
-        let arenas = cells.live_arenas().count();
+        assert_eq!(cells.table.read_u64(base), n);
+        assert_eq!(cells.table.read_f64(base + 1), n as f64 * 0.5);
+        let arenas = cells.copies_in_use();
         assert!(
             arenas <= private_slots() + stripes(),
             "{arenas} copies for at most {} slots and {} stripes",
@@ -497,7 +580,7 @@ mod tests {
         for t in 0..3u64 {
             let c = Arc::clone(&cells);
             std::thread::spawn(move || {
-                let local = c.local(base);
+                let local = c.table.local(base);
                 local.add_u64(0, t + 1);
                 local.add_u64(2, 10 * (t + 1));
             })
@@ -505,14 +588,14 @@ mod tests {
             .unwrap();
         }
         let mut sums = [0u64; 3];
-        cells.for_each_copy(base, 3, |copy, _| {
+        cells.table.for_each_copy(base, 3, |copy, _| {
             for (sum, cell) in sums.iter_mut().zip(copy) {
                 *sum += cell.load(Relaxed);
             }
         });
         assert_eq!(sums, [6, 0, 60]);
-        assert_eq!(sums[0], cells.read_u64(base));
-        assert_eq!(sums[2], cells.read_u64(base + 2));
+        assert_eq!(sums[0], cells.table.read_u64(base));
+        assert_eq!(sums[2], cells.table.read_u64(base + 2));
     }
 
     #[test]
@@ -521,11 +604,11 @@ mod tests {
         let base = cells.allocate(1).unwrap();
         for _ in 0..5 {
             let c = Arc::clone(&cells);
-            std::thread::spawn(move || c.local(base).add_u64(0, 7))
+            std::thread::spawn(move || c.table.local(base).add_u64(0, 7))
                 .join()
                 .unwrap();
         }
-        assert_eq!(cells.read_u64(base), 35);
+        assert_eq!(cells.table.read_u64(base), 35);
     }
 
     #[test]
@@ -537,20 +620,20 @@ mod tests {
         record_from_live_threads(&cells, first, private_slots() + 2);
         std::thread::spawn({
             let c = Arc::clone(&cells);
-            move || c.local(second).add_u64(5, 9)
+            move || c.table.local(second).add_u64(5, 9)
         })
         .join()
         .unwrap();
         let late = cells.allocate(1).unwrap();
-        cells.local(late).add_u64(0, 4);
+        cells.table.local(late).add_u64(0, 4);
         let totals = cells.totals();
-        assert_eq!(totals.u64(first), cells.read_u64(first));
+        assert_eq!(totals.u64(first), cells.table.read_u64(first));
         assert_eq!(totals.u64(first), (private_slots() as u64 + 2) * 1000);
         assert_eq!(totals.u64(first + 2), 0);
         assert_eq!(totals.u64(second + 5), 9);
         assert_eq!(totals.u64(late), 4);
         let after = cells.allocate(1).unwrap();
-        cells.local(after).add_u64(0, 2);
+        cells.table.local(after).add_u64(0, 2);
         assert_eq!(
             totals.u64(after),
             2,
