@@ -335,8 +335,11 @@ pub async fn serve(config: Config, logging: LogConfig) -> Result<(), ServeError>
         .clone()
         .map(|e| e as Arc<dyn rtx_monitoring::trace::SpanSink>);
     let spans = rtx_monitoring::trace::SpanLayer::new(config.trace_sample_ratio, sink);
-    let log_guard =
-        rtx_monitoring::logging::try_init_with(logging, Some(metrics.monitoring.clone()), spans)?;
+    let log_guard = rtx_monitoring::logging::try_init_with_spans(
+        logging,
+        Some(metrics.monitoring.clone()),
+        spans,
+    )?;
     let exporter_task = exporter.map(|e| {
         tracing::info!(
             endpoint = config.otlp_endpoint.as_deref().unwrap_or(""),

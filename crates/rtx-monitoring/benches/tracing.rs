@@ -15,7 +15,8 @@ use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
-use rtx_monitoring::logging::{subscriber_with, LogConfig, Sink};
+use rtx_monitoring::logging::{span_log_subscriber, subscriber_with, LogConfig, Sink};
+use rtx_monitoring::subscriber::SpanLogSubscriber;
 use rtx_monitoring::trace::{FinishedSpan, SpanLayer, SpanSink};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -68,6 +69,19 @@ fn spans(c: &mut Criterion) {
         });
     });
 
+    // The same span layer inside the purpose-built subscriber instead of on the registry.
+    for (ratio, case) in [(1.0, "sampled"), (0.0, "unsampled")] {
+        let subscriber = SpanLogSubscriber::new(SpanLayer::new(
+            ratio,
+            Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>),
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function(format!("rtx-monitoring SpanLogSubscriber, {case}"), |b| {
+                b.iter(span_with_three_attributes)
+            });
+        });
+    }
+
     // The floor of any `tracing`-based design: the registry alone, no layer.
     tracing::subscriber::with_default(tracing_subscriber::registry(), || {
         group.bench_function("tracing registry alone (no layer), for scale", |b| {
@@ -117,30 +131,40 @@ fn spans(c: &mut Criterion) {
     let _ = provider.shutdown();
 }
 
-/// The engine's subscriber: the span layer at `ratio` and the JSON layer at `info`, writing
-/// into a discarding sink through the real writer thread.
-fn engine_stack(
-    ratio: f64,
-) -> (
-    impl tracing::Subscriber + Send + Sync,
-    rtx_monitoring::logging::LogGuard,
-) {
-    let config = LogConfig {
+/// The JSON log configuration of the engine stack: `info`, into a discarding sink through the
+/// real writer thread.
+fn engine_logs() -> LogConfig {
+    LogConfig {
         sink: Sink::Writer(Box::new(std::io::sink())),
         buffer_bytes: 64 * 1024 * 1024,
         ..LogConfig::new("rtx-engine", "0.1.0")
-    };
-    let spans = SpanLayer::new(ratio, Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>));
-    subscriber_with(config, None, spans).expect("subscriber")
+    }
 }
 
+fn discarding_spans(ratio: f64) -> SpanLayer {
+    SpanLayer::new(ratio, Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>))
+}
+
+/// The engine's stack both ways: the subscriber it installs (`span_log_subscriber`: spans and
+/// JSON logs in one subscriber), and the same two layers on the `tracing-subscriber` registry
+/// (`subscriber_with`), for an application that composes its own stack.
 fn spans_through_the_engine_stack(c: &mut Criterion) {
     let mut group = c.benchmark_group("span_start_3_attributes_end");
     for (ratio, case) in [(1.0, "sampled"), (0.0, "unsampled")] {
-        let (subscriber, guard) = engine_stack(ratio);
+        let (subscriber, guard) =
+            span_log_subscriber(engine_logs(), None, discarding_spans(ratio)).expect("subscriber");
         tracing::subscriber::with_default(subscriber, || {
             group.bench_function(
-                format!("engine stack (SpanLayer + JsonLayer), {case}"),
+                format!("engine stack (SpanLogSubscriber: spans + JSON logs), {case}"),
+                |b| b.iter(span_with_three_attributes),
+            );
+        });
+        guard.flush(std::time::Duration::from_secs(5));
+        let (subscriber, guard) =
+            subscriber_with(engine_logs(), None, discarding_spans(ratio)).expect("subscriber");
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function(
+                format!("engine stack as layers (registry + SpanLayer + JsonLayer), {case}"),
                 |b| b.iter(span_with_three_attributes),
             );
         });

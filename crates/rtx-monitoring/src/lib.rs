@@ -50,6 +50,7 @@ pub mod logging;
 pub mod metrics;
 #[cfg(feature = "http")]
 pub mod setup;
+pub mod subscriber;
 mod time;
 pub mod trace;
 
@@ -85,6 +86,9 @@ pub use catalogue::{
 
 // Logging: configuration, the layer and its guard.
 pub use logging::{JsonLayer, LineWriter, LogConfig, LogError, LogGuard, Redactor, Sink};
+
+// Spans and logs through one purpose-built subscriber.
+pub use subscriber::SpanLogSubscriber;
 
 // Tracing: propagation, the span layer and export.
 pub use trace::{

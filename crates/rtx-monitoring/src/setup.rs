@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Everything it does stays reachable piece by piece ([`TradingMetrics::new`],
-//! [`logging::try_init_with`](crate::logging::try_init_with), [`SpanLayer`], [`Health`],
+//! [`logging::try_init_with_spans`](crate::logging::try_init_with_spans), [`SpanLayer`], [`Health`],
 //! [`MetricsEndpoint`], [`HealthEndpoint`], [`track_requests`]) for a service that needs to
 //! wire them differently.
 
@@ -193,7 +193,7 @@ impl MonitoringBuilder {
         let sink = exporter.clone().map(|e| e as Arc<dyn SpanSink>);
         let service = self.log.service.clone();
         let version = self.log.version.clone();
-        let logs = crate::logging::try_init_with(
+        let logs = crate::logging::try_init_with_spans(
             self.log,
             Some(metrics.monitoring.clone()),
             SpanLayer::new(self.sample_ratio, sink),

@@ -279,10 +279,30 @@ fn spans_allocate_a_bounded_number_of_blocks() {
     drop(guard);
     let sampled = blocks_per_span(layer_only(1.0));
     let unsampled = blocks_per_span(layer_only(0.0));
+    // The engine's own subscriber: both layers' work in pooled span records.
+    let ours = |ratio: f64| {
+        let config = LogConfig {
+            sink: Sink::Writer(Box::new(std::io::sink())),
+            ..LogConfig::new("rtx-engine", "0.1.0")
+        };
+        let spans = SpanLayer::new(ratio, Some(Arc::new(DiscardSpans) as Arc<dyn SpanSink>));
+        rtx_monitoring::logging::span_log_subscriber(config, None, spans).unwrap()
+    };
+    let (ours_sampled, guard) = ours(1.0);
+    let ours_sampled = blocks_per_span(ours_sampled);
+    drop(guard);
+    let (ours_unsampled, guard) = ours(0.0);
+    let ours_unsampled = blocks_per_span(ours_unsampled);
+    drop(guard);
     println!(
         "blocks per span: span layer {sampled} sampled, {unsampled} unsampled; \
-         engine stack {engine_sampled} sampled, {engine_unsampled} unsampled"
+         engine stack as layers {engine_sampled} sampled, {engine_unsampled} unsampled; \
+         SpanLogSubscriber {ours_sampled} sampled, {ours_unsampled} unsampled"
     );
+    // The pooled record is reused: an unsampled span allocates nothing, a sampled one only
+    // what it hands to the exporter (its attribute vector and its two string values).
+    assert_eq!(ours_unsampled, 0, "SpanLogSubscriber, unsampled");
+    assert_eq!(ours_sampled, 3, "SpanLogSubscriber, sampled");
     // What each block is, so that a new one is a decision, not an accident: the span layer's
     // state (a boxed registry extension) for every span; for a sampled span also its attribute
     // vector and one copy per string attribute (two here: string values come without a

@@ -26,7 +26,7 @@ pub use writer::{LineWriter, Sink};
 pub use crate::time::rfc3339;
 
 use crate::catalogue::{LogLevel, SelfMetrics};
-use crate::metrics::Counter;
+use crate::metrics::{Counter, TraceIds};
 use format::{write_json_str, write_timestamp, FieldEntry, FieldWriter};
 use smallvec::SmallVec;
 
@@ -100,9 +100,46 @@ pub fn parse_filter(filter: &str) -> Result<Targets, LogError> {
 /// Both are held inline up to the size of a typical span's fields (an HTTP server span's four
 /// fields take about 110 bytes), inside the one extension box the registry allocates anyway:
 /// as two vectors they cost two more heap blocks per span, in every span the engine opens.
-struct SpanFields {
+#[derive(Default)]
+pub(crate) struct SpanFields {
     bytes: SmallVec<[u8; 128]>,
     entries: SmallVec<[FieldEntry; 6]>,
+}
+
+impl SpanFields {
+    /// Fields recorded later (`Span::record`), appended after the earlier ones.
+    fn append(&mut self, new_bytes: &[u8], new_entries: &[FieldEntry]) {
+        // The entries' ranges move by what was already there.
+        let base = u32::try_from(self.bytes.len()).unwrap_or(u32::MAX);
+        self.bytes.extend_from_slice(new_bytes);
+        self.entries.extend(new_entries.iter().map(|e| FieldEntry {
+            start: e.start.saturating_add(base),
+            end: e.end.saturating_add(base),
+            ..*e
+        }));
+    }
+}
+
+/// One span enclosing an event, as the event's log line reads it: its trace ids and its
+/// rendered fields, wherever the subscriber keeps them (a registry's extensions, or
+/// [`SpanLogSubscriber`](crate::subscriber::SpanLogSubscriber)'s own records).
+pub(crate) trait SpanView {
+    /// The span's W3C ids, when it has them.
+    fn ids(&self) -> Option<TraceIds>;
+    /// Runs `f` on the span's rendered fields (`None` when the log filter left it out).
+    fn with_fields<R>(&self, f: impl FnOnce(Option<&SpanFields>) -> R) -> R;
+}
+
+/// A span of a `tracing-subscriber` registry, for [`JsonLayer`] as a layer.
+struct RegistrySpan<'a, S: for<'l> LookupSpan<'l>>(SpanRef<'a, S>);
+
+impl<S: for<'l> LookupSpan<'l>> SpanView for RegistrySpan<'_, S> {
+    fn ids(&self) -> Option<TraceIds> {
+        crate::trace::ids_in(&self.0.extensions())
+    }
+    fn with_fields<R>(&self, f: impl FnOnce(Option<&SpanFields>) -> R) -> R {
+        f(self.0.extensions().get::<SpanFields>())
+    }
 }
 
 /// Most distinct field names one line tracks for writing each key once; past it (a line with
@@ -213,6 +250,29 @@ impl JsonLayer {
         &self.writer
     }
 
+    /// A span's fields rendered once, for every line logged inside it.
+    pub(crate) fn span_fields(&self, attrs: &Attributes<'_>) -> SpanFields {
+        let mut fields = SpanFields::default();
+        self.render_span_fields_into(&mut fields, attrs);
+        fields
+    }
+
+    /// Renders a span's fields into `fields`, replacing what it held: a pooled span record
+    /// reuses its storage this way instead of moving a new one in.
+    pub(crate) fn render_span_fields_into(&self, fields: &mut SpanFields, attrs: &Attributes<'_>) {
+        fields.bytes.clear();
+        fields.entries.clear();
+        self.record_span_fields(fields, &Record::new(attrs.values()));
+    }
+
+    /// Fields recorded on an open span, appended to those it has.
+    pub(crate) fn record_span_fields(&self, fields: &mut SpanFields, values: &Record<'_>) {
+        self.render_span_fields(
+            |visitor| values.record(visitor),
+            |bytes, entries| fields.append(bytes, entries),
+        );
+    }
+
     /// Renders a span's fields (`record` visits them) into this thread's buffers and hands the
     /// bytes and their entries to `keep`, which copies them where the span keeps them.
     fn render_span_fields<T>(
@@ -253,10 +313,14 @@ impl JsonLayer {
         keep(&fields, &names)
     }
 
-    fn render<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, b: &mut Buffers) -> LogLevel
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
+    /// Renders `event` into `b.line`, with the fields and ids of the spans `scope` walks
+    /// (innermost first).
+    fn render<V: SpanView>(
+        &self,
+        event: &Event<'_>,
+        scope: Option<impl Iterator<Item = V>>,
+        b: &mut Buffers,
+    ) -> LogLevel {
         let Buffers {
             line,
             fields,
@@ -293,17 +357,17 @@ impl JsonLayer {
         line.extend_from_slice(b",\"target\":");
         write_json_str(line, meta.target());
         line.extend_from_slice(&self.identity);
-        if let Some(scope) = ctx.event_scope(event) {
+        if let Some(scope) = scope {
             // One walk, innermost span first: the first span with ids gives them, and the
             // spans are kept (up to MAX_SPAN_DEPTH, innermost ones) so their fields can be
             // written outermost first, where an inner span's field comes later and wins in
             // readers that keep the last duplicate key. Nothing is allocated.
-            let mut chain: [Option<SpanRef<'_, S>>; MAX_SPAN_DEPTH] = Default::default();
+            let mut chain: [Option<V>; MAX_SPAN_DEPTH] = Default::default();
             let mut depth = 0;
             let mut ids = None;
             for span in scope {
                 if ids.is_none() {
-                    ids = crate::trace::ids_in(&span.extensions());
+                    ids = span.ids();
                 }
                 if depth == MAX_SPAN_DEPTH {
                     break;
@@ -328,25 +392,27 @@ impl JsonLayer {
             let mut keep = [0u64; MAX_SPAN_DEPTH];
             for (d, span) in chain[..depth].iter().enumerate() {
                 let Some(span) = span else { continue };
-                if let Some(f) = span.extensions().get::<SpanFields>() {
+                span.with_fields(|f| {
+                    let Some(f) = f else { return };
                     // Past 64 fields in one span, the rest are written as they are.
                     for (k, entry) in f.entries.iter().enumerate().take(64).rev() {
                         if seen.first(entry.name) {
                             keep[d] |= 1 << k;
                         }
                     }
-                }
+                });
             }
             for d in (0..depth).rev() {
                 let Some(span) = &chain[d] else { continue };
-                if let Some(f) = span.extensions().get::<SpanFields>() {
+                span.with_fields(|f| {
+                    let Some(f) = f else { return };
                     for (k, entry) in f.entries.iter().enumerate() {
                         if k >= 64 || keep[d] & (1 << k) != 0 {
                             let range = entry.start as usize..entry.end as usize;
                             line.extend_from_slice(f.bytes.get(range).unwrap_or_default());
                         }
                     }
-                }
+                });
             }
         }
         line.extend_from_slice(fields);
@@ -387,43 +453,36 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let fields = self.render_span_fields(
-            |visitor| attrs.record(visitor),
-            |bytes, entries| SpanFields {
-                bytes: SmallVec::from_slice(bytes),
-                entries: SmallVec::from_slice(entries),
-            },
-        );
+        let fields = self.span_fields(attrs);
         span.extensions_mut().insert(fields);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(SpanFields { bytes, entries }) = extensions.get_mut::<SpanFields>() {
-            self.render_span_fields(
-                |visitor| values.record(visitor),
-                |new_bytes, new_entries| {
-                    // Appended after the span's earlier fields: the entries' ranges move by
-                    // what was already there.
-                    let base = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-                    bytes.extend_from_slice(new_bytes);
-                    entries.extend(new_entries.iter().map(|e| FieldEntry {
-                        start: e.start.saturating_add(base),
-                        end: e.end.saturating_add(base),
-                        ..*e
-                    }));
-                },
-            );
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            self.record_span_fields(fields, values);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        self.write_event(event, ctx.event_scope(event).map(|s| s.map(RegistrySpan)));
+    }
+}
+
+impl JsonLayer {
+    /// Renders `event` with the spans `scope` walks (innermost first), queues the line, and
+    /// counts it.
+    pub(crate) fn write_event<V: SpanView>(
+        &self,
+        event: &Event<'_>,
+        scope: Option<impl Iterator<Item = V>>,
+    ) {
         let outcome = BUFFERS.try_with(|cell| {
             let Ok(mut buffers) = cell.try_borrow_mut() else {
                 return None;
             };
-            let level = self.render(event, &ctx, &mut buffers);
+            let level = self.render(event, scope, &mut buffers);
             let important = !matches!(level, LogLevel::Debug | LogLevel::Info);
             let written = self.writer.push(&buffers.line, important);
             Some((level, written))
@@ -520,6 +579,40 @@ where
         .with(extra)
         .with(json.with_filter(filter));
     Ok((subscriber, guard))
+}
+
+/// The subscriber [`try_init_with_spans`] installs, without installing it: spans as `spans` is
+/// configured and the JSON layer behind the configured level filter, in one purpose-built
+/// [`SpanLogSubscriber`](crate::subscriber::SpanLogSubscriber). Benchmarks and tests measure
+/// this exact stack.
+///
+/// # Errors
+/// A bad filter, or a writer that cannot start.
+pub fn span_log_subscriber(
+    config: LogConfig,
+    metrics: Option<SelfMetrics>,
+    spans: crate::trace::SpanLayer,
+) -> Result<(crate::subscriber::SpanLogSubscriber, LogGuard), LogError> {
+    let filter = parse_filter(&config.filter)?;
+    let (json, guard) = layer(config, metrics)?;
+    let subscriber = crate::subscriber::SpanLogSubscriber::new(spans).with_logs(json, filter);
+    Ok((subscriber, guard))
+}
+
+/// Installs spans and JSON logging as the global `tracing` subscriber: what the engine runs
+/// ([`span_log_subscriber`]). Faster than [`try_init_with`] with the same layers, which stays
+/// for stacks that add layers of their own.
+///
+/// # Errors
+/// A bad filter, an already installed subscriber, or a writer that cannot start.
+pub fn try_init_with_spans(
+    config: LogConfig,
+    metrics: Option<SelfMetrics>,
+    spans: crate::trace::SpanLayer,
+) -> Result<LogGuard, LogError> {
+    let (subscriber, guard) = span_log_subscriber(config, metrics, spans)?;
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadyInstalled)?;
+    Ok(guard)
 }
 
 /// Installs JSON logging as the global `tracing` subscriber, with `extra` layers (such as the

@@ -233,12 +233,10 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, value: f64) {
         let Some(cells) = &self.cells else { return };
-        cells.with_local(self.base, |local| {
+        cells.with_local(self.base, move |local| {
             let bucket = self.record(local, value);
-            if let Some(pacing) = &self.exemplars {
-                if let Some(ids) = current_trace() {
-                    self.offer_exemplar(local, pacing, bucket, ids, value);
-                }
+            if self.native.is_some() || self.exemplars.is_some() {
+                self.record_extras(local, bucket, value, None);
             }
         });
     }
@@ -254,14 +252,13 @@ impl Histogram {
     /// each scrape, and once every 64 otherwise.
     pub fn observe_with_exemplar(&self, value: f64, ids: TraceIds) {
         let Some(cells) = &self.cells else { return };
-        cells.with_local(self.base, |local| {
+        cells.with_local(self.base, move |local| {
             let bucket = self.record(local, value);
-            if let Some(pacing) = &self.exemplars {
-                self.offer_exemplar(local, pacing, bucket, ids, value);
-            }
+            self.record_extras(local, bucket, value, Some(ids));
         });
     }
 
+    /// The classic bucket and the sum: what every observation writes.
     #[inline(always)]
     fn record(&self, local: &LocalCells<'_>, value: f64) -> usize {
         let bucket = self.bucket_of(value);
@@ -269,19 +266,31 @@ impl Histogram {
         if !value.is_nan() {
             local.add_f64(self.sum_offset(), value);
         }
-        if let Some(native) = &self.native {
-            Self::record_native(local, native, value);
-        }
         bucket
     }
 
-    /// The native bucket of the observation, in the same slot as its classic one.
-    #[inline(always)]
-    fn record_native(local: &LocalCells<'_>, native: &NativeCells, value: f64) {
-        match native.layout.cell_of(value) {
-            NativeCell::Cell(cell) => local.add_u64(native.offset + cell, 1),
-            NativeCell::Outside => native.layout.record_outside(value),
-            NativeCell::None => {}
+    /// The native bucket and the exemplar, for the histograms built with them. Out of line:
+    /// `observe` is inlined at every call site, and with these inline a plain histogram's
+    /// observation saved six registers and kept a stack frame for them (`BENCHMARKS.md`).
+    #[inline(never)]
+    fn record_extras(
+        &self,
+        local: &LocalCells<'_>,
+        bucket: usize,
+        value: f64,
+        ids: Option<TraceIds>,
+    ) {
+        if let Some(native) = &self.native {
+            match native.layout.cell_of(value) {
+                NativeCell::Cell(cell) => local.add_u64(native.offset + cell, 1),
+                NativeCell::Outside => native.layout.record_outside(value),
+                NativeCell::None => {}
+            }
+        }
+        if let Some(pacing) = &self.exemplars {
+            if let Some(ids) = ids.or_else(current_trace) {
+                self.offer_exemplar(local, pacing, bucket, ids, value);
+            }
         }
     }
 

@@ -12,7 +12,7 @@ mod export;
 mod propagation;
 mod span;
 mod tracestate;
-pub(crate) use span::ids_in;
+pub(crate) use span::{ids_in, SpanIdentity};
 
 #[cfg(feature = "reqwest")]
 pub use context::RequestBuilderExt;

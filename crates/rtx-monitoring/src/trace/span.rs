@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rand::Rng;
+use rand::RngCore;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -84,19 +84,40 @@ pub trait SpanSink: Send + Sync + 'static {
     fn push(&self, span: FinishedSpan);
 }
 
-/// Per-span state kept in the span's extensions; `span` only for sampled spans.
-pub(super) struct SpanState {
-    pub(super) ids: TraceIds,
-    pub(super) flags: u8,
+/// Who a span is in its trace: fixed when it opens, read by its children, its log lines, the
+/// exemplars recorded inside it and the calls it makes.
+#[derive(Clone, Debug)]
+pub(crate) struct SpanIdentity {
+    pub(crate) ids: TraceIds,
+    pub(crate) flags: u8,
     /// Passed on to every outgoing call made inside the span and its children.
-    pub(super) trace_state: Option<Arc<TraceState>>,
-    span: Option<FinishedSpan>,
+    pub(crate) trace_state: Option<Arc<TraceState>>,
 }
 
-impl SpanState {
-    fn sampled(&self) -> bool {
+impl Default for SpanIdentity {
+    /// All zero: a placeholder for a slot no open span holds, never a real span's ids.
+    fn default() -> Self {
+        Self {
+            ids: TraceIds {
+                trace_id: [0; 16],
+                span_id: [0; 8],
+            },
+            flags: 0,
+            trace_state: None,
+        }
+    }
+}
+
+impl SpanIdentity {
+    pub(crate) fn sampled(&self) -> bool {
         self.flags & FLAG_SAMPLED != 0
     }
+}
+
+/// Per-span state kept in the span's extensions; `span` only for sampled spans.
+pub(super) struct SpanState {
+    identity: SpanIdentity,
+    span: Option<FinishedSpan>,
 }
 
 /// Finds the `traceparent` field of a root span without collecting anything else.
@@ -254,12 +275,16 @@ thread_local! {
     static IDS: std::cell::RefCell<rand::rngs::SmallRng> = std::cell::RefCell::new(rand::SeedableRng::from_entropy());
 }
 
+/// `N` random bytes, not all zero, drawn a whole 64-bit word at a time (filling byte by byte
+/// showed in the profile of an unsampled span).
 fn random_nonzero<const N: usize>() -> [u8; N] {
     IDS.with(|rng| {
         let mut rng = rng.borrow_mut();
         loop {
             let mut bytes = [0u8; N];
-            rng.fill(&mut bytes[..]);
+            for chunk in bytes.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next_u64().to_ne_bytes()[..chunk.len()]);
+            }
             if bytes != [0u8; N] {
                 return bytes;
             }
@@ -267,35 +292,45 @@ fn random_nonzero<const N: usize>() -> [u8; N] {
     })
 }
 
-impl<S> Layer<S> for SpanLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        // A remote context handed over for this span wins over the local parent: a server span
-        // belongs to its caller's trace whatever span was current when it opened.
+impl SpanLayer {
+    /// The identity of a span opening now, and its record for export when it is sampled.
+    ///
+    /// A remote context handed over for this span ([`with_remote_parent`](super::with_remote_parent))
+    /// wins over the local parent: a server span belongs to its caller's trace whatever span was
+    /// current when it opened. `local_parent` (the identity of the span it opens inside) is
+    /// asked only when there is none. Shared by this layer and
+    /// [`SpanLogSubscriber`](crate::subscriber::SpanLogSubscriber), which find the parent each
+    /// in their own span store.
+    ///
+    /// The record is written into `finished` (left `None` for an unsampled span) rather than
+    /// returned, so that a caller with a place for it already (the subscriber's pooled span
+    /// records) does not move it through the stack: the moves were the largest item in a
+    /// profile of an unsampled span.
+    pub(crate) fn open(
+        &self,
+        attrs: &Attributes<'_>,
+        local_parent: impl FnOnce() -> Option<SpanIdentity>,
+        finished: &mut Option<FinishedSpan>,
+    ) -> SpanIdentity {
         let remote = take_remote_parent();
-        let local_parent = remote
-            .is_none()
-            .then(|| span.parent())
-            .flatten()
-            .and_then(|p| {
-                p.extensions().get::<SpanState>().map(|s| {
-                    (
-                        s.ids.trace_id,
-                        s.ids.span_id,
-                        s.flags,
-                        s.trace_state.clone(),
-                    )
-                })
-            });
+        let local_parent = if remote.is_none() {
+            local_parent()
+        } else {
+            None
+        };
         let (trace_id, parent_span_id, flags, trace_state, parent_is_remote) = match local_parent {
-            Some((t, p, f, state)) => (t, Some(p), f, state, false),
+            Some(p) => (
+                p.ids.trace_id,
+                Some(p.ids.span_id),
+                p.flags,
+                p.trace_state,
+                false,
+            ),
             None => {
-                // Only a root span looks for a traceparent field. A malformed one is never an
-                // error: the span starts a new trace.
+                // Only a root span with a traceparent field looks at its value. A malformed one
+                // is never an error: the span starts a new trace.
                 let remote = remote.flatten().or_else(|| {
+                    attrs.metadata().fields().field("traceparent")?;
                     let mut finder = TraceparentFinder(None);
                     attrs.record(&mut finder);
                     finder
@@ -329,7 +364,7 @@ where
             span_id: random_nonzero::<8>(),
         };
         // Unsampled spans keep their ids (for logs) and nothing else: no attributes, no clock.
-        let finished = (flags & FLAG_SAMPLED != 0).then(|| {
+        *finished = (flags & FLAG_SAMPLED != 0).then(|| {
             let mut attributes = Vec::with_capacity(attrs.metadata().fields().len());
             let mut fields = FieldCollector {
                 attributes: &mut attributes,
@@ -347,7 +382,7 @@ where
                 flags,
                 trace_state: trace_state.clone(),
                 name: fields.name.take().map_or(
-                    std::borrow::Cow::Borrowed(span.name()),
+                    std::borrow::Cow::Borrowed(attrs.metadata().name()),
                     std::borrow::Cow::Owned,
                 ),
                 kind: fields.kind.unwrap_or(SpanKind::Internal),
@@ -358,26 +393,16 @@ where
                 events: Vec::new(),
             }
         });
-        // One extension per span (each is a boxed allocation): log lines find the ids in it
-        // through `ids_in`.
-        let mut extensions = span.extensions_mut();
-        extensions.insert(SpanState {
+        SpanIdentity {
             ids,
             flags,
             trace_state,
-            span: finished,
-        });
+        }
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        let Some(finished) = extensions
-            .get_mut::<SpanState>()
-            .and_then(|s| s.span.as_mut())
-        else {
-            return;
-        };
+    /// Fields recorded on an open sampled span (`Span::record`): a field recorded again
+    /// replaces its earlier value.
+    pub(crate) fn record(finished: &mut FinishedSpan, values: &Record<'_>) {
         let mut fields = FieldCollector {
             attributes: &mut finished.attributes,
             kind: None,
@@ -397,17 +422,8 @@ where
         }
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.event_span(event) else {
-            return;
-        };
-        let mut extensions = span.extensions_mut();
-        let Some(finished) = extensions
-            .get_mut::<SpanState>()
-            .and_then(|s| s.span.as_mut())
-        else {
-            return;
-        };
+    /// An event inside an open sampled span, kept as a span event (up to [`MAX_EVENTS`]).
+    pub(crate) fn event(finished: &mut FinishedSpan, event: &Event<'_>) {
         if finished.events.len() >= MAX_EVENTS {
             return;
         }
@@ -416,20 +432,84 @@ where
         finished.events.push((now_nanos(), message.0));
     }
 
+    /// Ends a sampled span and hands it to the sink, if there is one.
+    pub(crate) fn finish(&self, mut finished: FinishedSpan) {
+        if let Some(sink) = &self.sink {
+            finished.end_unix_nanos = now_nanos();
+            sink.push(finished);
+        }
+    }
+
+    /// Whether closing spans go anywhere: without a sink there is nothing to take out.
+    pub(crate) fn exports(&self) -> bool {
+        self.sink.is_some()
+    }
+}
+
+impl<S> Layer<S> for SpanLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut finished = None;
+        let identity = self.open(
+            attrs,
+            || {
+                span.parent().and_then(|p| {
+                    p.extensions()
+                        .get::<SpanState>()
+                        .map(|s| s.identity.clone())
+                })
+            },
+            &mut finished,
+        );
+        // One extension per span (each is a boxed allocation): log lines find the ids in it
+        // through `ids_in`.
+        span.extensions_mut().insert(SpanState {
+            identity,
+            span: finished,
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(finished) = extensions
+            .get_mut::<SpanState>()
+            .and_then(|s| s.span.as_mut())
+        {
+            Self::record(finished, values);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        if let Some(finished) = extensions
+            .get_mut::<SpanState>()
+            .and_then(|s| s.span.as_mut())
+        {
+            Self::event(finished, event);
+        }
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(sink) = &self.sink else { return };
+        if !self.exports() {
+            return;
+        }
         let Some(span) = ctx.span(&id) else { return };
         // Taken out of the state in place: the finished span is moved once, into the sink,
         // rather than with the whole state out of its box first (the moves showed in a profile).
-        let Some(mut finished) = span
+        let finished = span
             .extensions_mut()
             .get_mut::<SpanState>()
-            .and_then(|s| s.span.take())
-        else {
-            return;
-        };
-        finished.end_unix_nanos = now_nanos();
-        sink.push(finished);
+            .and_then(|s| s.span.take());
+        if let Some(finished) = finished {
+            self.finish(finished);
+        }
     }
 }
 
@@ -440,31 +520,47 @@ pub(crate) fn ids_in(
 ) -> Option<TraceIds> {
     extensions
         .get::<SpanState>()
-        .map(|state| state.ids)
+        .map(|state| state.identity.ids)
         .or_else(|| extensions.get::<TraceIds>().copied())
 }
 
-fn with_current_state<T>(f: impl FnOnce(&SpanState) -> Option<T>) -> Option<T> {
-    with_state(&tracing::Span::current(), f)
-}
-
-/// Runs `f` on `span`'s state, when the registry and this layer know the span.
+/// Runs `f` on the identity of `span`, when the subscriber and the span layer know the span:
+/// [`SpanLogSubscriber`](crate::subscriber::SpanLogSubscriber), or a `tracing-subscriber`
+/// registry with [`SpanLayer`].
 pub(super) fn with_state<T>(
     span: &tracing::Span,
-    f: impl FnOnce(&SpanState) -> Option<T>,
+    f: impl FnOnce(&SpanIdentity) -> Option<T>,
 ) -> Option<T> {
     span.with_subscriber(|(id, dispatch)| {
+        if let Some(ours) = dispatch.downcast_ref::<crate::subscriber::SpanLogSubscriber>() {
+            return ours.with_identity(id, f);
+        }
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let span = registry.span(id)?;
         let extensions = span.extensions();
-        f(extensions.get::<SpanState>()?)
+        f(&extensions.get::<SpanState>()?.identity)
     })
     .flatten()
 }
 
 /// The ids of the current span when it is sampled: what histograms attach as exemplars.
+///
+/// Under [`SpanLogSubscriber`](crate::subscriber::SpanLogSubscriber) this reads the thread's
+/// innermost entered span directly; under a registry it goes through `Span::current()`.
 pub fn current_sampled_ids() -> Option<TraceIds> {
-    with_current_state(|state| state.sampled().then_some(state.ids))
+    // Asked and answered inside one `get_default`: a `Span::current()` inside it would see no
+    // subscriber, since `tracing` does not let a thread re-enter its dispatcher there.
+    let ours = tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<crate::subscriber::SpanLogSubscriber>()
+            .map(crate::subscriber::SpanLogSubscriber::current_sampled_ids)
+    });
+    match ours {
+        Some(ids) => ids,
+        None => with_state(&tracing::Span::current(), |identity| {
+            identity.sampled().then_some(identity.ids)
+        }),
+    }
 }
 
 /// The `traceparent` of the current span, to put on an outgoing call. Use
