@@ -1,8 +1,9 @@
 //! One INFO event with a message and five fields, formatted to JSON into a discarding writer:
 //! our layer against `tracing-subscriber`'s JSON formatter, in the same run. Also a disabled
 //! event and the whole pipeline (format, buffer, writer thread) to `/dev/null`.
-//! And the same event through the engine's whole subscriber (the span layer beside the JSON
-//! layer, as `logging::try_init_with` installs them), outside any span and inside a sampled one.
+//! And the same event through the engine's whole subscriber (`SpanLogSubscriber`, as
+//! `logging::try_init_with_spans` installs it) and through the same span and JSON layers on the
+//! `tracing-subscriber` registry, outside any span and inside a sampled one.
 //! Run with `cargo bench -p rtx-monitoring --bench logging`.
 
 #![allow(missing_docs)]
@@ -11,7 +12,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rtx_monitoring::logging::{layer, parse_filter, subscriber_with, LogConfig, Sink};
+use rtx_monitoring::logging::{
+    layer, parse_filter, span_log_subscriber, subscriber_with, LogConfig, Sink,
+};
 use rtx_monitoring::trace::{FinishedSpan, SpanLayer, SpanSink};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
@@ -96,44 +99,61 @@ impl SpanSink for DiscardSpans {
     }
 }
 
-fn through_the_engine_stack(c: &mut Criterion) {
-    let mut group = c.benchmark_group("log_info_event_5_fields");
-    let config = LogConfig {
+/// One event outside any span, then inside the request span as the HTTP middleware opens it,
+/// sampled: the line carries its trace_id, span_id and fields, and the span keeps the event as
+/// a span event (up to 32 per span, so the span is reopened every 32 events).
+fn engine_stack_cases(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    stack: &str,
+) {
+    group.bench_function(format!("{stack}, outside any span"), |b| b.iter(event));
+    group.bench_function(
+        format!("{stack}, inside a sampled span with 2 fields"),
+        |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let span = tracing::info_span!("order", account = "demo-4", route = "a_book");
+                    let _entered = span.enter();
+                    let batch = (iters - done).min(32);
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        event();
+                    }
+                    elapsed += start.elapsed();
+                    done += batch;
+                }
+                elapsed
+            })
+        },
+    );
+}
+
+fn engine_logs() -> LogConfig {
+    LogConfig {
         sink: Sink::Writer(Box::new(std::io::sink())),
         buffer_bytes: 64 * 1024 * 1024,
         ..LogConfig::new("rtx-engine", "0.1.0")
-    };
-    let spans = SpanLayer::new(1.0, Some(std::sync::Arc::new(DiscardSpans) as _));
-    let (subscriber, guard) = subscriber_with(config, None, spans).expect("subscriber");
+    }
+}
+
+/// The engine's stack both ways: the subscriber it installs (`span_log_subscriber`), and the
+/// same span and JSON layers on the `tracing-subscriber` registry (`subscriber_with`).
+fn through_the_engine_stack(c: &mut Criterion) {
+    let mut group = c.benchmark_group("log_info_event_5_fields");
+    let spans = || SpanLayer::new(1.0, Some(std::sync::Arc::new(DiscardSpans) as _));
+    let (subscriber, guard) =
+        span_log_subscriber(engine_logs(), None, spans()).expect("subscriber");
     tracing::subscriber::with_default(subscriber, || {
-        group.bench_function(
-            "engine stack (SpanLayer + JsonLayer), outside any span",
-            |b| b.iter(event),
-        );
-        // The request span as the HTTP middleware opens it, sampled: the line carries its
-        // trace_id, span_id and fields, and the span layer keeps the event as a span event
-        // (up to 32 per span, so the span is reopened every 32 events).
-        group.bench_function(
-            "engine stack (SpanLayer + JsonLayer), inside a sampled span with 2 fields",
-            |b| {
-                b.iter_custom(|iters| {
-                    let mut elapsed = Duration::ZERO;
-                    let mut done = 0;
-                    while done < iters {
-                        let span =
-                            tracing::info_span!("order", account = "demo-4", route = "a_book");
-                        let _entered = span.enter();
-                        let batch = (iters - done).min(32);
-                        let start = Instant::now();
-                        for _ in 0..batch {
-                            event();
-                        }
-                        elapsed += start.elapsed();
-                        done += batch;
-                    }
-                    elapsed
-                })
-            },
+        engine_stack_cases(&mut group, "engine stack (SpanLogSubscriber)");
+    });
+    guard.flush(Duration::from_secs(5));
+    let (subscriber, guard) = subscriber_with(engine_logs(), None, spans()).expect("subscriber");
+    tracing::subscriber::with_default(subscriber, || {
+        engine_stack_cases(
+            &mut group,
+            "engine stack as layers (registry + SpanLayer + JsonLayer)",
         );
     });
     guard.flush(Duration::from_secs(5));

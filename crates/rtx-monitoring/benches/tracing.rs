@@ -1,8 +1,10 @@
 //! One span: start, three attributes, end, sampled and handed to a discarding exporter. Ours
-//! (a `tracing` span through `SpanLayer`), the OpenTelemetry SDK used directly with its simple
-//! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus our unsampled span,
-//! and the same span through the engine's whole subscriber (the span layer and the JSON log
-//! layer behind its level filter, as `logging::try_init_with` installs them).
+//! (a `tracing` span through `SpanLogSubscriber`, and through `SpanLayer` on the
+//! `tracing-subscriber` registry), the OpenTelemetry SDK used directly with its simple
+//! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus the unsampled
+//! spans, the floor of the `tracing` macros (a subscriber that does nothing), and the same span
+//! through the engine's whole stack (spans and JSON logs behind their level filter, as
+//! `logging::try_init_with_spans` installs them, and as layers on the registry).
 //! Run with `cargo bench -p rtx-monitoring --bench tracing`.
 
 #![allow(missing_docs)]
@@ -36,6 +38,23 @@ impl SpanSink for DiscardOurs {
     fn push(&self, span: FinishedSpan) {
         black_box(span);
     }
+}
+
+/// A subscriber that keeps nothing: what the `tracing` macros cost by themselves.
+struct Nothing;
+
+impl tracing::Subscriber for Nothing {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 fn span_with_three_attributes() {
@@ -82,7 +101,15 @@ fn spans(c: &mut Criterion) {
         });
     }
 
-    // The floor of any `tracing`-based design: the registry alone, no layer.
+    // The floor of the `tracing` macros themselves: a subscriber that does nothing.
+    tracing::subscriber::with_default(Nothing, || {
+        group.bench_function(
+            "tracing macros, subscriber that does nothing, for scale",
+            |b| b.iter(span_with_three_attributes),
+        );
+    });
+
+    // The floor of any `tracing-subscriber`-based design: the registry alone, no layer.
     tracing::subscriber::with_default(tracing_subscriber::registry(), || {
         group.bench_function("tracing registry alone (no layer), for scale", |b| {
             b.iter(span_with_three_attributes)
