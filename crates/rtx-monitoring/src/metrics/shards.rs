@@ -79,7 +79,15 @@ thread_local! {
     // with no destructor makes reading it a single thread-pointer-relative load.
     static SLOT: Cell<u32> = const { Cell::new(UNCLAIMED) };
     static RELEASER: SlotReleaser = const { SlotReleaser };
+    // The first chunk-table entry of the thread's private copy (slot × MAX_CHUNKS), or
+    // NO_PRIVATE_COPY: what a record adds its chunk to, one add where the slot number took a
+    // decrement, a multiply and an add.
+    static FIRST_ENTRY: Cell<usize> = const { Cell::new(NO_PRIVATE_COPY) };
 }
+
+/// Past every table, and far enough that adding a chunk index never wraps: a thread with no
+/// private slot (none claimed yet, or on a stripe) always misses the fast path.
+const NO_PRIVATE_COPY: usize = 1 << 48;
 
 struct SlotPool {
     free: Vec<u32>,
@@ -102,6 +110,7 @@ impl Drop for SlotReleaser {
         if state != UNCLAIMED && state & STRIPED == 0 {
             // Whatever this thread still records while it is torn down goes to a stripe.
             SLOT.with(|s| s.set(STRIPED));
+            FIRST_ENTRY.with(|e| e.set(NO_PRIVATE_COPY));
             // The mutex hand-off orders this thread's last stores before the next owner's loads.
             if let Ok(mut pool) = POOL.lock() {
                 pool.free.push(state - 1);
@@ -145,6 +154,9 @@ fn claim_slot() -> u32 {
         None => next_stripe(),
     };
     SLOT.with(|s| s.set(state));
+    if state & STRIPED == 0 {
+        FIRST_ENTRY.with(|e| e.set((state as usize - 1) * MAX_CHUNKS));
+    }
     state
 }
 
@@ -330,13 +342,10 @@ impl CellTable {
     /// and that chunk exists in it.
     #[inline(always)]
     fn private(&self, base: usize) -> Option<LocalCells<'_>> {
-        // One bounds check covers every state that must take the slow path: UNCLAIMED wraps to
-        // an index near usize::MAX, and a striped state (2^31 and up) lands past the table;
-        // a private slot's chunk index is below MAX_CHUNKS since every cell is below MAX_CELLS.
-        let copy = (SLOT.with(Cell::get) as usize).wrapping_sub(1);
-        let entry = copy
-            .wrapping_mul(MAX_CHUNKS)
-            .wrapping_add(base >> CHUNK_BITS);
+        // One bounds check covers every thread that must take the slow path (NO_PRIVATE_COPY
+        // lands past the table); a private slot's chunk index is below MAX_CHUNKS since every
+        // cell is below MAX_CELLS, so it never reaches the next copy.
+        let entry = FIRST_ENTRY.with(Cell::get) + (base >> CHUNK_BITS);
         let chunk = self.chunks.get(entry)?.get()?;
         Some(LocalCells {
             chunk,
