@@ -233,12 +233,14 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, value: f64) {
         let Some(cells) = &self.cells else { return };
-        cells.with_local(self.base, move |local| {
-            let bucket = self.record(local, value);
-            if self.native.is_some() || self.exemplars.is_some() {
-                self.record_extras(local, bucket, value, None);
-            }
-        });
+        // The fast path spelled out rather than through `CellTable::with_local`: as a closure
+        // called from both paths, the observation was compiled once, out of line, with the
+        // view's exclusivity tested at run time; here it is inlined where the view is known to
+        // be a private slot's.
+        match cells.private(self.base) {
+            Some(local) => self.observe_in(&local, value, None),
+            None => self.observe_slow(cells, value, None),
+        }
     }
 
     /// Records a duration in seconds.
@@ -252,10 +254,25 @@ impl Histogram {
     /// each scrape, and once every 64 otherwise.
     pub fn observe_with_exemplar(&self, value: f64, ids: TraceIds) {
         let Some(cells) = &self.cells else { return };
-        cells.with_local(self.base, move |local| {
-            let bucket = self.record(local, value);
-            self.record_extras(local, bucket, value, Some(ids));
-        });
+        match cells.private(self.base) {
+            Some(local) => self.observe_in(&local, value, Some(ids)),
+            None => self.observe_slow(cells, value, Some(ids)),
+        }
+    }
+
+    /// A thread's first observation, a new chunk, or a thread on a stripe.
+    #[cold]
+    #[inline(never)]
+    fn observe_slow(&self, cells: &CellTable, value: f64, ids: Option<TraceIds>) {
+        self.observe_in(&cells.local(self.base), value, ids);
+    }
+
+    #[inline(always)]
+    fn observe_in(&self, local: &LocalCells<'_>, value: f64, ids: Option<TraceIds>) {
+        let bucket = self.record(local, value);
+        if self.native.is_some() || self.exemplars.is_some() {
+            self.record_extras(local, bucket, value, ids);
+        }
     }
 
     /// The classic bucket and the sum: what every observation writes.
@@ -297,9 +314,7 @@ impl Histogram {
     /// Stores `ids` and `value` as the bucket's exemplar in the calling thread's slot when it is
     /// due (see [`STORE_EVERY`]), under the record's sequence number so that a scrape never
     /// reads half of one exemplar and half of another.
-    // Out of line: `observe` is inlined at every call site, and most observations never get
-    // here, so the clock read and the sequenced writes stay in one copy.
-    #[inline(never)]
+    #[inline(always)]
     fn offer_exemplar(
         &self,
         local: &LocalCells<'_>,
@@ -319,6 +334,21 @@ impl Histogram {
             cell(SKIPPED).store(skipped + 1, Relaxed);
             return;
         }
+        Self::store_exemplar(local, record, scrapes, ids, value);
+    }
+
+    /// Writes the exemplar record that starts at cell `record`.
+    // Out of line: most sampled observations are paced out before this, so the clock read and
+    // the sequenced writes stay off their path.
+    #[inline(never)]
+    fn store_exemplar(
+        local: &LocalCells<'_>,
+        record: usize,
+        scrapes: u64,
+        ids: TraceIds,
+        value: f64,
+    ) {
+        let cell = |field: usize| local.cell(record + field);
         let seq = cell(SEQ);
         let start = seq.load(Relaxed);
         if local.is_exclusive() {

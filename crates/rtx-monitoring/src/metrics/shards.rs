@@ -341,7 +341,7 @@ impl CellTable {
     /// The calling thread's private copy of the chunk holding `base`, if it has a private slot
     /// and that chunk exists in it.
     #[inline(always)]
-    fn private(&self, base: usize) -> Option<LocalCells<'_>> {
+    pub(crate) fn private(&self, base: usize) -> Option<LocalCells<'_>> {
         // One bounds check covers every thread that must take the slow path (NO_PRIVATE_COPY
         // lands past the table); a private slot's chunk index is below MAX_CHUNKS since every
         // cell is below MAX_CELLS, so it never reaches the next copy.
