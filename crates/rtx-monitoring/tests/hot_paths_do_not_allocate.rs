@@ -257,43 +257,32 @@ fn blocks_per_span(subscriber: impl tracing::Subscriber + Send + Sync + 'static)
 fn spans_allocate_a_bounded_number_of_blocks() {
     use rtx_monitoring::trace::{SpanLayer, SpanSink};
     use std::sync::Arc;
-    let engine = |ratio: f64| {
-        let config = LogConfig {
-            sink: Sink::Writer(Box::new(std::io::sink())),
-            ..LogConfig::new("rtx-engine", "0.1.0")
-        };
-        let spans = SpanLayer::new(ratio, Some(Arc::new(DiscardSpans) as Arc<dyn SpanSink>));
-        rtx_monitoring::logging::subscriber_with(config, None, spans).unwrap()
+    let config = || LogConfig {
+        sink: Sink::Writer(Box::new(std::io::sink())),
+        ..LogConfig::new("rtx-engine", "0.1.0")
     };
-    let layer_only = |ratio: f64| {
-        tracing_subscriber::registry().with(SpanLayer::new(
-            ratio,
-            Some(Arc::new(DiscardSpans) as Arc<dyn SpanSink>),
-        ))
+    let spans =
+        |ratio: f64| SpanLayer::new(ratio, Some(Arc::new(DiscardSpans) as Arc<dyn SpanSink>));
+    // The span and JSON layers on the registry, as an application composing its own stack.
+    let as_layers = |ratio: f64| {
+        let (subscriber, guard) =
+            rtx_monitoring::logging::subscriber_with(config(), None, spans(ratio)).unwrap();
+        let blocks = blocks_per_span(subscriber);
+        drop(guard);
+        blocks
     };
-    let (engine_sampled, guard) = engine(1.0);
-    let engine_sampled = blocks_per_span(engine_sampled);
-    drop(guard);
-    let (engine_unsampled, guard) = engine(0.0);
-    let engine_unsampled = blocks_per_span(engine_unsampled);
-    drop(guard);
-    let sampled = blocks_per_span(layer_only(1.0));
-    let unsampled = blocks_per_span(layer_only(0.0));
-    // The engine's own subscriber: both layers' work in pooled span records.
+    // The engine's own subscriber: both layers' work in reused span records.
     let ours = |ratio: f64| {
-        let config = LogConfig {
-            sink: Sink::Writer(Box::new(std::io::sink())),
-            ..LogConfig::new("rtx-engine", "0.1.0")
-        };
-        let spans = SpanLayer::new(ratio, Some(Arc::new(DiscardSpans) as Arc<dyn SpanSink>));
-        rtx_monitoring::logging::span_log_subscriber(config, None, spans).unwrap()
+        let (subscriber, guard) =
+            rtx_monitoring::logging::span_log_subscriber(config(), None, spans(ratio)).unwrap();
+        let blocks = blocks_per_span(subscriber);
+        drop(guard);
+        blocks
     };
-    let (ours_sampled, guard) = ours(1.0);
-    let ours_sampled = blocks_per_span(ours_sampled);
-    drop(guard);
-    let (ours_unsampled, guard) = ours(0.0);
-    let ours_unsampled = blocks_per_span(ours_unsampled);
-    drop(guard);
+    let (engine_sampled, engine_unsampled) = (as_layers(1.0), as_layers(0.0));
+    let sampled = blocks_per_span(tracing_subscriber::registry().with(spans(1.0)));
+    let unsampled = blocks_per_span(tracing_subscriber::registry().with(spans(0.0)));
+    let (ours_sampled, ours_unsampled) = (ours(1.0), ours(0.0));
     println!(
         "blocks per span: span layer {sampled} sampled, {unsampled} unsampled; \
          engine stack as layers {engine_sampled} sampled, {engine_unsampled} unsampled; \
