@@ -351,3 +351,71 @@ fn a_child_closed_on_a_thread_without_the_subscriber_still_closes_its_parent() {
         .collect();
     assert_eq!(names, ["child", "parent"]);
 }
+
+/// Spans opened on eight threads at once, half of them closed on a ninth: every span is
+/// exported exactly once, with its own parent, and no slot is handed to two spans.
+#[test]
+fn spans_opened_and_closed_across_threads_at_once_are_each_exported_once() {
+    const THREADS: usize = 8;
+    const SPANS: usize = 2_000;
+    let spans = Arc::new(Spans::default());
+    let subscriber = rtx_monitoring::subscriber::SpanLogSubscriber::new(SpanLayer::new(
+        1.0,
+        Some(spans.clone() as Arc<dyn SpanSink>),
+    ));
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let (handed, received) = std::sync::mpsc::channel::<tracing::Span>();
+    let closer = {
+        let dispatch = dispatch.clone();
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                for span in received {
+                    let _entered = span.enter();
+                    tracing::info!("closed elsewhere");
+                }
+            });
+        })
+    };
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let dispatch = dispatch.clone();
+            let handed = handed.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..SPANS {
+                        let parent = tracing::info_span!("parent", thread = t, i = i);
+                        let child = parent.in_scope(|| tracing::info_span!("child", i = i));
+                        if i % 2 == 0 {
+                            handed.send(child).unwrap();
+                        } else {
+                            child.in_scope(|| tracing::info!("closed here"));
+                        }
+                    }
+                });
+            })
+        })
+        .collect();
+    drop(handed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    closer.join().unwrap();
+    let exported = spans.0.lock().unwrap();
+    assert_eq!(exported.len(), 2 * THREADS * SPANS);
+    let parents: HashMap<[u8; 8], &FinishedSpan> = exported
+        .iter()
+        .filter(|s| s.name == "parent")
+        .map(|s| (s.span_id, s))
+        .collect();
+    assert_eq!(parents.len(), THREADS * SPANS, "a span id was exported twice");
+    for child in exported.iter().filter(|s| s.name == "child") {
+        let parent = parents[&child.parent_span_id.unwrap()];
+        assert_eq!(child.trace_id, parent.trace_id);
+        assert_eq!(
+            child.attributes.iter().find(|(k, _)| *k == "i").map(|(_, v)| v),
+            parent.attributes.iter().find(|(k, _)| *k == "i").map(|(_, v)| v),
+            "a child exported under another span's parent"
+        );
+        assert_eq!(child.events.len(), 1);
+    }
+}
