@@ -407,13 +407,25 @@ fn spans_opened_and_closed_across_threads_at_once_are_each_exported_once() {
         .filter(|s| s.name == "parent")
         .map(|s| (s.span_id, s))
         .collect();
-    assert_eq!(parents.len(), THREADS * SPANS, "a span id was exported twice");
+    assert_eq!(
+        parents.len(),
+        THREADS * SPANS,
+        "a span id was exported twice"
+    );
     for child in exported.iter().filter(|s| s.name == "child") {
         let parent = parents[&child.parent_span_id.unwrap()];
         assert_eq!(child.trace_id, parent.trace_id);
         assert_eq!(
-            child.attributes.iter().find(|(k, _)| *k == "i").map(|(_, v)| v),
-            parent.attributes.iter().find(|(k, _)| *k == "i").map(|(_, v)| v),
+            child
+                .attributes
+                .iter()
+                .find(|(k, _)| *k == "i")
+                .map(|(_, v)| v),
+            parent
+                .attributes
+                .iter()
+                .find(|(k, _)| *k == "i")
+                .map(|(_, v)| v),
             "a child exported under another span's parent"
         );
         assert_eq!(child.events.len(), 1);

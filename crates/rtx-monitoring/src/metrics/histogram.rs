@@ -270,8 +270,11 @@ impl Histogram {
     #[inline(always)]
     fn observe_in(&self, local: &LocalCells<'_>, value: f64, ids: Option<TraceIds>) {
         let bucket = self.record(local, value);
-        if self.native.is_some() || self.exemplars.is_some() {
-            self.record_extras(local, bucket, value, ids);
+        if let Some(native) = &self.native {
+            Self::record_native(local, native, value);
+        }
+        if let Some(pacing) = &self.exemplars {
+            self.record_exemplar(local, pacing, bucket, value, ids);
         }
     }
 
@@ -286,28 +289,33 @@ impl Histogram {
         bucket
     }
 
-    /// The native bucket and the exemplar, for the histograms built with them. Out of line:
-    /// `observe` is inlined at every call site, and with these inline a plain histogram's
-    /// observation saved six registers and kept a stack frame for them (`BENCHMARKS.md`).
+    /// The native bucket, for a histogram built with them. Out of line, as is
+    /// [`Histogram::record_exemplar`]: `observe` is inlined at every call site, and with these
+    /// inline a plain histogram's observation saved six registers and kept a stack frame for
+    /// them; apart, the exemplar path does not pay for the native one's frame either
+    /// (`BENCHMARKS.md`).
     #[inline(never)]
-    fn record_extras(
+    fn record_native(local: &LocalCells<'_>, native: &NativeCells, value: f64) {
+        match native.layout.cell_of(value) {
+            NativeCell::Cell(cell) => local.add_u64(native.offset + cell, 1),
+            NativeCell::Outside => native.layout.record_outside(value),
+            NativeCell::None => {}
+        }
+    }
+
+    /// The bucket's exemplar, when the observation was made in a sampled span (`ids`, or the
+    /// exemplar source's answer).
+    #[inline(never)]
+    fn record_exemplar(
         &self,
         local: &LocalCells<'_>,
+        pacing: &ExemplarPacing,
         bucket: usize,
         value: f64,
         ids: Option<TraceIds>,
     ) {
-        if let Some(native) = &self.native {
-            match native.layout.cell_of(value) {
-                NativeCell::Cell(cell) => local.add_u64(native.offset + cell, 1),
-                NativeCell::Outside => native.layout.record_outside(value),
-                NativeCell::None => {}
-            }
-        }
-        if let Some(pacing) = &self.exemplars {
-            if let Some(ids) = ids.or_else(current_trace) {
-                self.offer_exemplar(local, pacing, bucket, ids, value);
-            }
+        if let Some(ids) = ids.or_else(current_trace) {
+            self.offer_exemplar(local, pacing, bucket, ids, value);
         }
     }
 
