@@ -5,7 +5,7 @@
 //! of extensions per layer, a lock around it, a lookup per layer per callback, the per-layer
 //! filter bookkeeping), and the registry alone, with no layer at all, already cost more than a
 //! whole unsampled span may (`BENCHMARKS.md`, Tracing). Here a span is one record in a store
-//! of reused slots ([`SpanStore`]), each behind one uncontended mutex, holding everything the
+//! of reused slots (`SpanStore`, below), each behind one uncontended mutex, holding everything the
 //! two layers keep (trace identity, the sampled span's record for export, its rendered log
 //! fields). A callback looks the span up once. `tracing` stays the API: the same macros,
 //! `Span::current()`, `Span::record`.
