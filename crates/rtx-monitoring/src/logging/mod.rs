@@ -265,25 +265,13 @@ impl JsonLayer {
         self.record_span_fields(fields, &Record::new(attrs.values()));
     }
 
-    /// Fields recorded on an open span, appended to those it has.
-    pub(crate) fn record_span_fields(&self, fields: &mut SpanFields, values: &Record<'_>) {
-        self.render_span_fields(
-            |visitor| values.record(visitor),
-            |bytes, entries| fields.append(bytes, entries),
-        );
-    }
-
-    /// Renders a span's fields (`record` visits them) into this thread's buffers and hands the
-    /// bytes and their entries to `keep`, which copies them where the span keeps them.
-    fn render_span_fields<T>(
-        &self,
-        record: impl Fn(&mut dyn tracing::field::Visit),
-        mut keep: impl FnMut(&[u8], &[FieldEntry]) -> T,
-    ) -> T {
+    /// Fields recorded on an open span, appended to those it has: rendered into this thread's
+    /// buffers, then copied once where the span keeps them.
+    pub(crate) fn record_span_fields(&self, span_fields: &mut SpanFields, values: &Record<'_>) {
         let render = |fields: &mut Vec<u8>, names: &mut Vec<FieldEntry>, scratch: &mut String| {
             fields.clear();
             names.clear();
-            record(&mut FieldWriter {
+            values.record(&mut FieldWriter {
                 fields,
                 message: None,
                 redactor: &self.redactor,
@@ -292,7 +280,7 @@ impl JsonLayer {
                 names,
             });
         };
-        let kept = BUFFERS.try_with(|cell| {
+        let rendered = BUFFERS.try_with(|cell| {
             let mut buffers = cell.try_borrow_mut().ok()?;
             let Buffers {
                 fields,
@@ -301,16 +289,17 @@ impl JsonLayer {
                 ..
             } = &mut *buffers;
             render(fields, names, scratch);
-            Some(keep(fields, names))
+            span_fields.append(fields, names);
+            Some(())
         });
-        if let Ok(Some(kept)) = kept {
-            return kept;
+        if let Ok(Some(())) = rendered {
+            return;
         }
         // A span opened or recorded while this thread's buffers are in use (by a field's
         // `Debug` that opens one) or while the thread exits renders into buffers of its own.
         let (mut fields, mut names) = (Vec::new(), Vec::new());
         render(&mut fields, &mut names, &mut String::new());
-        keep(&fields, &names)
+        span_fields.append(&fields, &names);
     }
 
     /// Renders `event` into `b.line`, with the fields and ids of the spans `scope` walks
