@@ -202,8 +202,13 @@ impl SpanStore {
         (record.live && u64::from(record.generation) == key >> 32).then_some(record)
     }
 
-    /// Gives back the slot of a span that has closed.
-    fn release(&self, id: &Id) {
+    /// Closes the span `id`, whose locked `record` the caller has emptied of what it takes
+    /// along, and gives its slot back: the id is stale from here on (`get` answers `None`), and
+    /// the trace state it shared is dropped now rather than at the slot's next use.
+    fn release(&self, id: &Id, mut record: MutexGuard<'_, SpanRecord>) {
+        record.live = false;
+        record.identity = SpanIdentity::default();
+        drop(record);
         let index = (id.into_u64() & u64::from(u32::MAX)) as u32;
         let mut local = self.local_free().borrow_mut();
         local.push(index);
@@ -408,20 +413,15 @@ impl Subscriber for SpanLogSubscriber {
     }
 
     fn try_close(&self, id: Id) -> bool {
-        let (finished, parent) = {
-            let Some(mut span) = self.spans.get(&id) else {
-                return false;
-            };
-            span.refs -= 1;
-            if span.refs != 0 {
-                return false;
-            }
-            span.live = false;
-            span.logged = false;
-            span.identity = SpanIdentity::default();
-            (span.finished.take(), span.parent.take())
+        let Some(mut span) = self.spans.get(&id) else {
+            return false;
         };
-        self.spans.release(&id);
+        span.refs -= 1;
+        if span.refs != 0 {
+            return false;
+        }
+        let (finished, parent) = (span.finished.take(), span.parent.take());
+        self.spans.release(&id, span);
         if let Some(finished) = finished {
             self.tracer.finish(finished);
         }
@@ -463,8 +463,7 @@ mod tests {
     fn a_stale_id_never_reaches_the_span_that_reuses_its_slot() {
         let store = SpanStore::new();
         let first = store.insert(|_| {});
-        store.get(&first).unwrap().live = false;
-        store.release(&first);
+        store.release(&first, store.get(&first).unwrap());
         let second = store.insert(|_| {});
         assert_eq!(
             first.into_u64() & u64::from(u32::MAX),
@@ -483,8 +482,7 @@ mod tests {
             let closer = std::sync::Arc::clone(&store);
             std::thread::spawn(move || {
                 for id in ids {
-                    closer.get(&id).unwrap().live = false;
-                    closer.release(&id);
+                    closer.release(&id, closer.get(&id).unwrap());
                 }
             })
             .join()
