@@ -232,15 +232,7 @@ impl Histogram {
     /// sum, which it would otherwise turn into NaN for the life of the process.
     #[inline]
     pub fn observe(&self, value: f64) {
-        let Some(cells) = &self.cells else { return };
-        // The fast path spelled out rather than through `CellTable::with_local`: as a closure
-        // called from both paths, the observation was compiled once, out of line, with the
-        // view's exclusivity tested at run time; here it is inlined where the view is known to
-        // be a private slot's.
-        match cells.private(self.base) {
-            Some(local) => self.observe_in(&local, value, None),
-            None => self.observe_slow(cells, value, None),
-        }
+        self.observe_in_span(value, None);
     }
 
     /// Records a duration in seconds.
@@ -253,10 +245,20 @@ impl Histogram {
     /// as for [`Histogram::observe`] in a sampled span: at the first such observation after
     /// each scrape, and once every 64 otherwise.
     pub fn observe_with_exemplar(&self, value: f64, ids: TraceIds) {
+        self.observe_in_span(value, Some(ids));
+    }
+
+    /// An observation in the span `ids`, or in whatever span the exemplar source reports.
+    #[inline(always)]
+    fn observe_in_span(&self, value: f64, ids: Option<TraceIds>) {
         let Some(cells) = &self.cells else { return };
+        // The fast path spelled out rather than through `CellTable::with_local`: as a closure
+        // called from both paths, the observation was compiled once, out of line, with the
+        // view's exclusivity tested at run time; here it is inlined where the view is known to
+        // be a private slot's.
         match cells.private(self.base) {
-            Some(local) => self.observe_in(&local, value, Some(ids)),
-            None => self.observe_slow(cells, value, Some(ids)),
+            Some(local) => self.observe_in(&local, value, ids),
+            None => self.observe_slow(cells, value, ids),
         }
     }
 

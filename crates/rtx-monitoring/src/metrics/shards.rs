@@ -319,13 +319,15 @@ impl ShardedCells {
 impl CellTable {
     /// Runs `record` on the calling thread's view of the cells starting at `base`.
     ///
-    /// The path nearly every record takes (the thread owns a private slot and has touched this
-    /// chunk before) is four loads and no call, inlined with `record` into the caller, where
-    /// the view is known to be exclusive so `record`'s atomics fold to plain adds. Everything
-    /// else (a thread's first record, a new chunk, a thread past the private slots sharing a
-    /// stripe) goes through one out-of-line copy. Why this matters: with the claim and the lazy
-    /// allocations inline, every record saved and restored registers for calls it never made
-    /// and branched over them, and took 6.5 ns where this takes 3.3 (`BENCHMARKS.md`).
+    /// The path nearly every record takes ([`CellTable::private`]: the thread owns a private
+    /// slot and has touched this chunk before) is two dependent loads from the handle and no
+    /// call, inlined with `record` into the caller, where the view is known to be exclusive so
+    /// `record`'s atomics fold to plain adds. Everything else (a thread's first record, a new
+    /// chunk, a thread past the private slots sharing a stripe) goes through one out-of-line
+    /// copy. Why this matters: with the claim and the lazy allocations inline, every record
+    /// saved and restored registers for calls it never made and branched over them, and took
+    /// 6.5 ns where this took 3.5–4.0 (`BENCHMARKS.md`). For a `record` too large to be inlined
+    /// twice, call [`CellTable::private`] and a slow path of its own (as `Histogram` does).
     #[inline(always)]
     pub(crate) fn with_local<R>(
         &self,
@@ -361,7 +363,7 @@ impl CellTable {
     }
 
     /// The calling thread's view of the cells starting at `base`, claiming its slot and
-    /// allocating what it lacks; [`ShardedCells::with_local`] is the fast way in.
+    /// allocating what it lacks; [`CellTable::with_local`] is the fast way in.
     pub(crate) fn local(&self, base: usize) -> LocalCells<'_> {
         let state = current_state();
         let (copy, exclusive) = if state & STRIPED == 0 {
