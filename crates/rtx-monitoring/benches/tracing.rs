@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{Span as _, Tracer, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
@@ -67,67 +67,62 @@ fn span_with_three_attributes() {
     let _entered = span.enter();
 }
 
+/// One bench case: the three-attribute span through `subscriber`, installed for the case.
+fn through(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+) {
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function(name, |b| b.iter(span_with_three_attributes));
+    });
+}
+
+/// The same span through the OpenTelemetry SDK's API directly.
+fn sdk_span(tracer: &impl Tracer) {
+    let mut span = tracer.start("order.execute");
+    span.set_attribute(KeyValue::new("order.symbol", "EURUSD"));
+    span.set_attribute(KeyValue::new("order.side", "buy"));
+    span.set_attribute(KeyValue::new("order.volume", 0.1));
+    span.end();
+}
+
 fn spans(c: &mut Criterion) {
     let mut group = c.benchmark_group("span_start_3_attributes_end");
-    let ours = tracing_subscriber::registry().with(SpanLayer::new(
-        1.0,
-        Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>),
-    ));
-    tracing::subscriber::with_default(ours, || {
-        group.bench_function("rtx-monitoring SpanLayer, sampled", |b| {
-            b.iter(span_with_three_attributes)
-        });
-    });
-    let unsampled = tracing_subscriber::registry().with(SpanLayer::new(
-        0.0,
-        Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>),
-    ));
-    tracing::subscriber::with_default(unsampled, || {
-        group.bench_function("rtx-monitoring SpanLayer, unsampled", |b| {
-            b.iter(span_with_three_attributes)
-        });
-    });
-
+    for (ratio, case) in [(1.0, "sampled"), (0.0, "unsampled")] {
+        through(
+            &mut group,
+            &format!("rtx-monitoring SpanLayer, {case}"),
+            tracing_subscriber::registry().with(discarding_spans(ratio)),
+        );
+    }
     // The same span layer inside the purpose-built subscriber instead of on the registry.
     for (ratio, case) in [(1.0, "sampled"), (0.0, "unsampled")] {
-        let subscriber = SpanLogSubscriber::new(SpanLayer::new(
-            ratio,
-            Some(Arc::new(DiscardOurs) as Arc<dyn SpanSink>),
-        ));
-        tracing::subscriber::with_default(subscriber, || {
-            group.bench_function(format!("rtx-monitoring SpanLogSubscriber, {case}"), |b| {
-                b.iter(span_with_three_attributes)
-            });
-        });
-    }
-
-    // The floor of the `tracing` macros themselves: a subscriber that does nothing.
-    tracing::subscriber::with_default(Nothing, || {
-        group.bench_function(
-            "tracing macros, subscriber that does nothing, for scale",
-            |b| b.iter(span_with_three_attributes),
+        through(
+            &mut group,
+            &format!("rtx-monitoring SpanLogSubscriber, {case}"),
+            SpanLogSubscriber::new(discarding_spans(ratio)),
         );
-    });
-
+    }
+    // The floor of the `tracing` macros themselves: a subscriber that does nothing.
+    through(
+        &mut group,
+        "tracing macros, subscriber that does nothing, for scale",
+        Nothing,
+    );
     // The floor of any `tracing-subscriber`-based design: the registry alone, no layer.
-    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
-        group.bench_function("tracing registry alone (no layer), for scale", |b| {
-            b.iter(span_with_three_attributes)
-        });
-    });
+    through(
+        &mut group,
+        "tracing registry alone (no layer), for scale",
+        tracing_subscriber::registry(),
+    );
 
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(DiscardOtel)
         .build();
     let tracer = provider.tracer("bench");
     group.bench_function("opentelemetry SDK, simple processor", |b| {
-        b.iter(|| {
-            let mut span = tracer.start("order.execute");
-            span.set_attribute(KeyValue::new("order.symbol", "EURUSD"));
-            span.set_attribute(KeyValue::new("order.side", "buy"));
-            span.set_attribute(KeyValue::new("order.volume", 0.1));
-            span.end();
-        })
+        b.iter(|| sdk_span(&tracer))
     });
 
     // The SDK's unsampled span, the peer of ours: a sampler that records nothing.
@@ -137,23 +132,16 @@ fn spans(c: &mut Criterion) {
         .build();
     let unsampled_tracer = unsampled_provider.tracer("bench");
     group.bench_function("opentelemetry SDK, unsampled (AlwaysOff)", |b| {
-        b.iter(|| {
-            let mut span = unsampled_tracer.start("order.execute");
-            span.set_attribute(KeyValue::new("order.symbol", "EURUSD"));
-            span.set_attribute(KeyValue::new("order.side", "buy"));
-            span.set_attribute(KeyValue::new("order.volume", 0.1));
-            span.end();
-        })
+        b.iter(|| sdk_span(&unsampled_tracer))
     });
     let _ = unsampled_provider.shutdown();
 
-    let layered = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench-tracing")));
-    tracing::subscriber::with_default(layered, || {
-        group.bench_function("tracing + tracing-opentelemetry", |b| {
-            b.iter(span_with_three_attributes)
-        });
-    });
+    through(
+        &mut group,
+        "tracing + tracing-opentelemetry",
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench-tracing"))),
+    );
     group.finish();
     let _ = provider.shutdown();
 }
@@ -180,21 +168,19 @@ fn spans_through_the_engine_stack(c: &mut Criterion) {
     for (ratio, case) in [(1.0, "sampled"), (0.0, "unsampled")] {
         let (subscriber, guard) =
             span_log_subscriber(engine_logs(), None, discarding_spans(ratio)).expect("subscriber");
-        tracing::subscriber::with_default(subscriber, || {
-            group.bench_function(
-                format!("engine stack (SpanLogSubscriber: spans + JSON logs), {case}"),
-                |b| b.iter(span_with_three_attributes),
-            );
-        });
+        through(
+            &mut group,
+            &format!("engine stack (SpanLogSubscriber: spans + JSON logs), {case}"),
+            subscriber,
+        );
         guard.flush(std::time::Duration::from_secs(5));
         let (subscriber, guard) =
             subscriber_with(engine_logs(), None, discarding_spans(ratio)).expect("subscriber");
-        tracing::subscriber::with_default(subscriber, || {
-            group.bench_function(
-                format!("engine stack as layers (registry + SpanLayer + JsonLayer), {case}"),
-                |b| b.iter(span_with_three_attributes),
-            );
-        });
+        through(
+            &mut group,
+            &format!("engine stack as layers (registry + SpanLayer + JsonLayer), {case}"),
+            subscriber,
+        );
         guard.flush(std::time::Duration::from_secs(5));
     }
     group.finish();
