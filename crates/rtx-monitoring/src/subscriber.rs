@@ -5,9 +5,10 @@
 //! of extensions per layer, a lock around it, a lookup per layer per callback, the per-layer
 //! filter bookkeeping), and the registry alone, with no layer at all, already cost more than a
 //! whole unsampled span may (`BENCHMARKS.md`, Tracing). Here a span is one record in a store
-//! of reused slots (`SpanStore`, below), each behind one uncontended mutex, holding everything the
-//! two layers keep (trace identity, the sampled span's record for export, its rendered log
-//! fields). A callback looks the span up once. `tracing` stays the API: the same macros,
+//! of reused slots (`SpanStore`, below), each holding everything the two layers keep (trace
+//! identity, the sampled span's record for export, its rendered log fields) behind one
+//! uncontended mutex, and the span's reference count and parent in atomics beside it. A
+//! callback looks the span up once. `tracing` stays the API: the same macros,
 //! `Span::current()`, `Span::record`.
 //!
 //! What it does not do: per-layer filters or other layers. It is the stack the engine installs
@@ -19,10 +20,9 @@
 //! become an event of a sampled span either (as a layer, the span layer saw every event).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
-use thread_local::ThreadLocal;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
@@ -46,8 +46,8 @@ use crate::trace::{FinishedSpan, SpanIdentity, SpanLayer};
 /// ```
 pub struct SpanLogSubscriber {
     spans: SpanStore,
-    /// Each thread's entered spans, innermost last.
-    entered: ThreadLocal<RefCell<Vec<Entered>>>,
+    /// Tells this subscriber's entries in the threads' [`THREADS`] from others'.
+    key: u64,
     tracer: SpanLayer,
     logs: Option<Logs>,
 }
@@ -76,19 +76,12 @@ struct Entered {
     again: bool,
 }
 
-/// One slot of the store: an open span, or a free slot waiting for the next one.
+/// What a slot keeps of its open span behind the slot's mutex: everything but the span's
+/// reference count and parent, which the slot keeps in atomics so that closing a span with
+/// nothing to take out of its record needs no lock.
 #[derive(Default)]
 struct SpanRecord {
-    /// Bumped each time the slot takes a new span, and part of the span's id, so that a stale
-    /// id (of a span closed since) never reaches the span that reuses the slot.
-    generation: u32,
-    live: bool,
-    /// Handles (`Span` values and clones) plus children still open.
-    refs: usize,
     metadata: Option<&'static Metadata<'static>>,
-    /// The span it opened inside, kept open while this one is: a log line inside this span
-    /// walks up through it.
-    parent: Option<Id>,
     identity: SpanIdentity,
     /// The record to export, for a sampled span.
     finished: Option<FinishedSpan>,
@@ -99,6 +92,27 @@ struct SpanRecord {
     logged: bool,
 }
 
+/// One slot of the store: an open span, or a free slot waiting for the next one.
+#[derive(Default)]
+struct Slot {
+    /// The generation of the slot's span (high 32 bits), [`HOLDS_MORE`], and the span's
+    /// references: its handles (`Span` values and clones) plus its children still open. No
+    /// references: the slot is free. The generation is bumped each time the slot takes a new
+    /// span and is part of the span's id, so that a stale id (of a span closed since) never
+    /// reaches the span that reuses the slot.
+    state: AtomicU64,
+    /// The id of the span it opened inside, 0 for none, kept open while this one is: a log
+    /// line inside this span walks up through it.
+    parent: AtomicU64,
+    record: Mutex<SpanRecord>,
+}
+
+/// Set in a slot's state when the record holds something to take out or drop when the span
+/// closes (a sampled span's record, a `tracestate`): only then does closing lock the record.
+const HOLDS_MORE: u64 = 1 << 31;
+/// The reference count's bits of a slot's state.
+const REFS: u64 = HOLDS_MORE - 1;
+
 /// Slots in the first page; each next page doubles, so that twenty pages hold 67 million open
 /// spans while an idle subscriber holds one small page.
 const FIRST_PAGE_BITS: u32 = 6;
@@ -107,20 +121,73 @@ const PAGES: usize = 20;
 /// slots freed on one thread (a span closed where it did not open) reach the others.
 const LOCAL_FREE: usize = 256;
 
-/// The span records: slots in pages that are allocated once and never move, each behind its
-/// own mutex, handed out from a free list per thread.
+/// The span records: slots in pages that are allocated once and never move, handed out from
+/// a free list per thread.
 ///
 /// Why not the `sharded-slab` pool the `tracing-subscriber` registry uses (and this subscriber
 /// used first): its lock-free slot life cycle costs several compare-and-swaps per span, and a
 /// create, get and clear took 42–50 ns against 21–25 ns for a slot here, in the same run on
-/// the machine of `BENCHMARKS.md`; a span's whole budget is 60 ns. An uncontended mutex is two
-/// atomic operations, and the free list of the thread that closes a span needs none.
+/// the machine of `BENCHMARKS.md`; a span's whole budget is 60 ns. Here opening a span takes
+/// its slot's uncontended mutex once; closing it is a load and a store of the slot's state
+/// when it was the span's last reference and the record holds nothing to take out (an
+/// unsampled span), and the free list of the thread that closes a span takes no atomics.
 struct SpanStore {
-    pages: [OnceLock<Box<[Mutex<SpanRecord>]>>; PAGES],
+    pages: [OnceLock<Box<[Slot]>>; PAGES],
     /// Slots ever handed out: the next new slot's index.
     next: AtomicUsize,
-    free: ThreadLocal<RefCell<Vec<u32>>>,
-    shared_free: Mutex<Vec<u32>>,
+    /// Shared with the threads' entries, which hand their free slots back here when the
+    /// thread ends.
+    shared_free: Arc<Mutex<Vec<u32>>>,
+}
+
+thread_local! {
+    /// What each thread keeps for each subscriber that has seen it (nearly always one).
+    ///
+    /// A plain `thread_local!` rather than a per-subscriber `thread_local::ThreadLocal` map:
+    /// its look-up, once per callback, was 27 instructions of the 800 of an unsampled span.
+    static THREADS: RefCell<Vec<ThreadSpans>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Subscriber keys: each subscriber's entries in [`THREADS`] carry its own.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// What a thread keeps for one subscriber: its entered spans, innermost last, and its free
+/// slots.
+struct ThreadSpans {
+    subscriber: u64,
+    entered: Vec<Entered>,
+    free: Vec<u32>,
+    /// The store's shared free list: the slots left in `free` go back there when the thread
+    /// ends; dangling once the subscriber is dropped.
+    shared_free: Weak<Mutex<Vec<u32>>>,
+}
+
+impl Drop for ThreadSpans {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared_free.upgrade() {
+            lock(&shared).append(&mut self.free);
+        }
+    }
+}
+
+impl ThreadSpans {
+    fn new(subscriber: u64, spans: &SpanStore) -> Self {
+        Self {
+            subscriber,
+            entered: Vec::with_capacity(16),
+            free: Vec::with_capacity(LOCAL_FREE),
+            shared_free: Arc::downgrade(&spans.shared_free),
+        }
+    }
+
+    /// The innermost span this thread has entered.
+    fn current(&self) -> Option<Id> {
+        self.entered
+            .iter()
+            .rev()
+            .find(|e| !e.again)
+            .map(|e| e.id.clone())
+    }
 }
 
 /// The page and offset of slot `index`.
@@ -134,30 +201,34 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The generation and slot index an id is made of.
+fn split(id: &Id) -> (u64, usize) {
+    let key = id.into_u64();
+    (key >> 32, (key & u64::from(u32::MAX)) as usize)
+}
+
+/// Whether slot state `state` is the open span of generation `generation`.
+fn is_open(state: u64, generation: u64) -> bool {
+    state >> 32 == generation && state & REFS != 0
+}
+
 impl SpanStore {
     fn new() -> Self {
         Self {
             pages: std::array::from_fn(|_| OnceLock::new()),
             next: AtomicUsize::new(0),
-            free: ThreadLocal::new(),
-            shared_free: Mutex::new(Vec::new()),
+            shared_free: Arc::default(),
         }
     }
 
-    fn slot(&self, index: usize) -> Option<&Mutex<SpanRecord>> {
+    fn slot(&self, index: usize) -> Option<&Slot> {
         let (page, offset) = locate(index);
         self.pages.get(page)?.get()?.get(offset)
     }
 
-    fn local_free(&self) -> &RefCell<Vec<u32>> {
-        self.free
-            .get_or(|| RefCell::new(Vec::with_capacity(LOCAL_FREE)))
-    }
-
-    /// A free slot: this thread's, else a batch from the shared list, else a new one.
-    fn take_slot(&self) -> usize {
-        let local = self.local_free();
-        if let Some(index) = local.borrow_mut().pop() {
+    /// A free slot: the thread's, else a batch from the shared list, else a new one.
+    fn take_slot(&self, thread: &mut ThreadSpans) -> usize {
+        if let Some(index) = thread.free.pop() {
             return index as usize;
         }
         {
@@ -165,18 +236,24 @@ impl SpanStore {
             if let Some(index) = shared.pop() {
                 let batch = shared.len().min(LOCAL_FREE / 2);
                 let at = shared.len() - batch;
-                local.borrow_mut().extend(shared.drain(at..));
+                thread.free.extend(shared.drain(at..));
                 return index as usize;
             }
         }
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Opens a span in a free slot, written by `init` in place.
-    fn insert(&self, init: impl FnOnce(&mut SpanRecord)) -> Id {
-        let index = self.take_slot();
+    /// Opens a span with one reference in free slot `index`, its record written in place by
+    /// `init`, which answers whether the record holds something to take out when the span
+    /// closes; `parent` is the span it opens inside.
+    fn insert(
+        &self,
+        index: usize,
+        parent: Option<&Id>,
+        init: impl FnOnce(&mut SpanRecord) -> bool,
+    ) -> Id {
         let (page, offset) = locate(index);
-        let page = self
+        let slot = &self
             .pages
             .get(page)
             // As the `tracing-subscriber` registry does when its pool is full: `new_span` has
@@ -184,37 +261,99 @@ impl SpanStore {
             .expect("the span store is full")
             .get_or_init(|| {
                 (0..1usize << (page + FIRST_PAGE_BITS as usize))
-                    .map(|_| Mutex::default())
+                    .map(|_| Slot::default())
                     .collect()
-            });
-        let mut record = lock(&page[offset]);
-        record.generation = record.generation.wrapping_add(1).max(1);
-        record.live = true;
-        record.refs = 1;
-        init(&mut record);
-        Id::from_u64((u64::from(record.generation) << 32) | index as u64)
+            })[offset];
+        // The slot is this thread's alone until the id is handed out: nobody else writes its
+        // state, and a stale id's look-up finds no references in it.
+        let generation = ((slot.state.load(Ordering::Relaxed) >> 32) as u32)
+            .wrapping_add(1)
+            .max(1);
+        slot.parent
+            .store(parent.map_or(0, Id::into_u64), Ordering::Relaxed);
+        let holds_more = init(&mut lock(&slot.record));
+        let state = u64::from(generation) << 32 | if holds_more { HOLDS_MORE } else { 0 } | 1;
+        slot.state.store(state, Ordering::Release);
+        Id::from_u64(u64::from(generation) << 32 | index as u64)
+    }
+
+    /// The slot of the open span `id`.
+    fn open_slot(&self, id: &Id) -> Option<&Slot> {
+        let (generation, index) = split(id);
+        let slot = self.slot(index)?;
+        is_open(slot.state.load(Ordering::Acquire), generation).then_some(slot)
     }
 
     /// The open span `id`, locked; `None` once it has closed.
     fn get(&self, id: &Id) -> Option<MutexGuard<'_, SpanRecord>> {
-        let key = id.into_u64();
-        let record = lock(self.slot((key & u64::from(u32::MAX)) as usize)?);
-        (record.live && u64::from(record.generation) == key >> 32).then_some(record)
+        let slot = self.open_slot(id)?;
+        let record = lock(&slot.record);
+        // Checked again under the lock: the span may have closed, and its slot taken a new
+        // span, since the first look (only a stale id can race so).
+        is_open(slot.state.load(Ordering::Acquire), split(id).0).then_some(record)
     }
 
-    /// Closes the span `id`, whose locked `record` the caller has emptied of what it takes
-    /// along, and gives its slot back: the id is stale from here on (`get` answers `None`), and
-    /// the trace state it shared is dropped now rather than at the slot's next use.
-    fn release(&self, id: &Id, mut record: MutexGuard<'_, SpanRecord>) {
-        record.live = false;
-        record.identity = SpanIdentity::default();
-        drop(record);
-        let index = (id.into_u64() & u64::from(u32::MAX)) as u32;
-        let mut local = self.local_free().borrow_mut();
-        local.push(index);
-        if local.len() > LOCAL_FREE {
-            let half = local.len() / 2;
-            lock(&self.shared_free).extend(local.drain(..half));
+    /// The span the open span `id` opened inside.
+    fn parent(&self, id: &Id) -> Option<Id> {
+        let parent = self.open_slot(id)?.parent.load(Ordering::Relaxed);
+        (parent != 0).then(|| Id::from_u64(parent))
+    }
+
+    /// One more reference to the open span `id`.
+    fn acquire(&self, id: &Id) -> bool {
+        match self.open_slot(id) {
+            Some(slot) => {
+                slot.state.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops one reference to the open span `id`. When it was the last, the span closes: its
+    /// slot is free (the id is stale from here on), its record for export, if it has one, is
+    /// handed to `finish`, and the slot's index and the span's parent are returned, for the
+    /// caller to give the slot back to its thread's free list ([`give_back`](Self::give_back)).
+    ///
+    /// The record goes to a callback rather than out in the return value: returned, it was
+    /// copied whole even when there was none, and the copy was a tenth of an unsampled span.
+    fn release(&self, id: &Id, finish: impl FnOnce(FinishedSpan)) -> Option<(u32, Option<Id>)> {
+        let (generation, index) = split(id);
+        let slot = self.slot(index)?;
+        let state = slot.state.load(Ordering::Acquire);
+        if !is_open(state, generation) {
+            return None;
+        }
+        // One reference left, and it is the caller's: no other thread holds one that it could
+        // drop or copy at the same time, so the count needs no atomic decrement.
+        if state & REFS != 1 {
+            let before = slot.state.fetch_sub(1, Ordering::AcqRel);
+            if before & REFS != 1 {
+                return None;
+            }
+        }
+        let parent = slot.parent.load(Ordering::Relaxed);
+        let finished = if state & HOLDS_MORE != 0 {
+            let mut record = lock(&slot.record);
+            record.identity.trace_state = None;
+            record.finished.take()
+        } else {
+            None
+        };
+        slot.state.store(generation << 32, Ordering::Release);
+        if let Some(finished) = finished {
+            finish(finished);
+        }
+        Some((index as u32, (parent != 0).then(|| Id::from_u64(parent))))
+    }
+
+    /// Gives free slot `index` to `thread`'s free list, or half of that list to the shared one
+    /// when it is full (so that slots freed on one thread reach the others).
+    fn give_back(&self, thread: &mut ThreadSpans, index: u32) {
+        thread.free.push(index);
+        if thread.free.len() > LOCAL_FREE {
+            let half = thread.free.len() / 2;
+            lock(&self.shared_free).extend(thread.free.drain(..half));
         }
     }
 }
@@ -242,7 +381,7 @@ impl SpanLogSubscriber {
     pub fn new(spans: SpanLayer) -> Self {
         Self {
             spans: SpanStore::new(),
-            entered: ThreadLocal::new(),
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             tracer: spans,
             logs: None,
         }
@@ -256,14 +395,30 @@ impl SpanLogSubscriber {
         self
     }
 
+    /// Runs `f` on what this thread keeps for this subscriber, or answers `None` while the
+    /// thread is ending (its thread-locals already gone). `f` must not call out of the
+    /// subscriber: the thread's entries stay borrowed while it runs.
+    fn with_thread<R>(&self, f: impl FnOnce(&mut ThreadSpans) -> R) -> Option<R> {
+        THREADS
+            .try_with(|threads| {
+                let mut threads = threads.borrow_mut();
+                let at = match threads.iter().position(|t| t.subscriber == self.key) {
+                    Some(at) => at,
+                    None => {
+                        // The entries of subscribers dropped since go first.
+                        threads.retain(|t| t.shared_free.strong_count() > 0);
+                        threads.push(ThreadSpans::new(self.key, &self.spans));
+                        threads.len() - 1
+                    }
+                };
+                f(&mut threads[at])
+            })
+            .ok()
+    }
+
     /// The innermost span this thread has entered.
     fn current_id(&self) -> Option<Id> {
-        let entered = self.entered.get()?.borrow();
-        entered
-            .iter()
-            .rev()
-            .find(|e| !e.again)
-            .map(|e| e.id.clone())
+        self.with_thread(|thread| thread.current()).flatten()
     }
 
     /// The ids of the current span when it is sampled: the exemplar source.
@@ -301,7 +456,7 @@ impl SpanLogSubscriber {
         let mut next = id;
         std::iter::from_fn(move || {
             let id = next.take()?;
-            next.clone_from(&self.spans.get(&id)?.parent);
+            next = self.spans.parent(&id);
             Some(StoredSpan {
                 spans: &self.spans,
                 id,
@@ -324,24 +479,37 @@ impl Subscriber for SpanLogSubscriber {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        // One visit to the thread's state: the current span and a free slot.
+        let (current, index) = self
+            .with_thread(|thread| {
+                let current = if attrs.is_contextual() {
+                    thread.current()
+                } else {
+                    None
+                };
+                (current, self.spans.take_slot(thread))
+            })
+            .unwrap_or_else(|| {
+                // The thread is ending: a slot from the shared list, or a new one.
+                let mut ending = ThreadSpans::new(self.key, &self.spans);
+                (None, self.spans.take_slot(&mut ending))
+            });
         let parent = if attrs.is_contextual() {
-            self.current_id()
+            current
         } else {
             attrs.parent().cloned()
         };
         // The parent stays open while this span is (a line logged here walks up through it).
         // Its identity is copied out, so that no two slots are ever locked at once.
-        let parent_identity = parent.as_ref().and_then(|p| {
-            let mut parent = self.spans.get(p)?;
-            parent.refs += 1;
-            Some(parent.identity.clone())
-        });
+        let parent = parent.filter(|p| self.spans.acquire(p));
+        let parent_identity = parent
+            .as_ref()
+            .and_then(|p| Some(self.spans.get(p)?.identity.clone()));
         let metadata = attrs.metadata();
         let logs = self.logs_enabled(metadata);
         // Everything is written in place into the slot: nothing large is moved.
-        self.spans.insert(|span| {
+        self.spans.insert(index, parent.as_ref(), |span| {
             span.metadata = Some(metadata);
-            span.parent = parent;
             span.identity = self
                 .tracer
                 .open(attrs, || parent_identity, &mut span.finished);
@@ -349,6 +517,7 @@ impl Subscriber for SpanLogSubscriber {
             if let Some(logs) = logs {
                 logs.json.render_span_fields_into(&mut span.fields, attrs);
             }
+            span.finished.is_some() || span.identity.trace_state.is_some()
         })
     }
 
@@ -385,45 +554,47 @@ impl Subscriber for SpanLogSubscriber {
     }
 
     fn enter(&self, id: &Id) {
-        let mut entered = self
-            .entered
-            .get_or(|| RefCell::new(Vec::with_capacity(16)))
-            .borrow_mut();
-        let again = entered.iter().any(|e| e.id == *id);
-        entered.push(Entered {
-            id: id.clone(),
-            again,
+        self.with_thread(|thread| {
+            let again = thread.entered.iter().any(|e| e.id == *id);
+            thread.entered.push(Entered {
+                id: id.clone(),
+                again,
+            });
         });
     }
 
     fn exit(&self, id: &Id) {
-        if let Some(entered) = self.entered.get() {
-            let mut entered = entered.borrow_mut();
+        self.with_thread(|thread| {
+            let entered = &mut thread.entered;
             if let Some(at) = entered.iter().rposition(|e| e.id == *id) {
-                entered.remove(at);
+                // Nearly always the innermost: popped, with no call to shift the rest.
+                if at + 1 == entered.len() {
+                    entered.pop();
+                } else {
+                    entered.remove(at);
+                }
             }
-        }
+        });
     }
 
     fn clone_span(&self, id: &Id) -> Id {
-        if let Some(mut span) = self.spans.get(id) {
-            span.refs += 1;
-        }
+        self.spans.acquire(id);
         id.clone()
     }
 
     fn try_close(&self, id: Id) -> bool {
-        let Some(mut span) = self.spans.get(&id) else {
+        let Some((index, parent)) = self
+            .spans
+            .release(&id, |finished| self.tracer.finish(finished))
+        else {
             return false;
         };
-        span.refs -= 1;
-        if span.refs != 0 {
-            return false;
-        }
-        let (finished, parent) = (span.finished.take(), span.parent.take());
-        self.spans.release(&id, span);
-        if let Some(finished) = finished {
-            self.tracer.finish(finished);
+        if self
+            .with_thread(|thread| self.spans.give_back(thread, index))
+            .is_none()
+        {
+            // The thread is ending: the slot goes straight to the shared list.
+            lock(&self.spans.shared_free).push(index);
         }
         if let Some(parent) = parent {
             self.try_close(parent);
@@ -459,30 +630,91 @@ mod tests {
         }
     }
 
+    /// Opens a span with nothing to take out when it closes, in a slot of `thread`'s.
+    fn open(store: &SpanStore, thread: &mut ThreadSpans) -> Id {
+        let index = store.take_slot(thread);
+        store.insert(index, None, |_| false)
+    }
+
+    /// Drops a reference to `id`, giving its slot back to `thread` when it closes; whether it
+    /// closed.
+    fn close(store: &SpanStore, thread: &mut ThreadSpans, id: &Id) -> Option<Option<Id>> {
+        let (index, parent) = store.release(id, drop)?;
+        store.give_back(thread, index);
+        Some(parent)
+    }
+
     #[test]
     fn a_stale_id_never_reaches_the_span_that_reuses_its_slot() {
         let store = SpanStore::new();
-        let first = store.insert(|_| {});
-        store.release(&first, store.get(&first).unwrap());
-        let second = store.insert(|_| {});
-        assert_eq!(
-            first.into_u64() & u64::from(u32::MAX),
-            second.into_u64() & u64::from(u32::MAX),
-            "the slot is reused"
-        );
+        let thread = &mut ThreadSpans::new(0, &store);
+        let first = open(&store, thread);
+        assert!(close(&store, thread, &first).is_some());
+        let second = open(&store, thread);
+        assert_eq!(split(&first).1, split(&second).1, "the slot is reused");
         assert!(store.get(&first).is_none(), "the old id is stale");
+        assert!(close(&store, thread, &first).is_none());
+        assert!(!store.acquire(&first));
         assert!(store.get(&second).is_some());
+    }
+
+    #[test]
+    fn a_span_closes_with_its_last_reference_whichever_thread_drops_it() {
+        let store = SpanStore::new();
+        let thread = &mut ThreadSpans::new(0, &store);
+        for _ in 0..200 {
+            let id = open(&store, thread);
+            for _ in 0..3 {
+                assert!(store.acquire(&id));
+            }
+            // Four references dropped on four threads at once: exactly one closes the span.
+            let closed: usize = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        let (store, id) = (&store, id.clone());
+                        scope.spawn(move || usize::from(store.release(&id, drop).is_some()))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(closed, 1);
+            assert!(store.get(&id).is_none());
+        }
+    }
+
+    #[test]
+    fn closing_takes_out_the_record_only_of_a_span_that_holds_one() {
+        let store = SpanStore::new();
+        let thread = &mut ThreadSpans::new(0, &store);
+        let parent = open(&store, thread);
+        let index = store.take_slot(thread);
+        let child = store.insert(index, Some(&parent), |record| {
+            record.identity.trace_state = Some(Default::default());
+            true
+        });
+        assert_eq!(close(&store, thread, &child), Some(Some(parent)));
+        let index = store.take_slot(thread);
+        assert_eq!(index, split(&child).1, "the slot is reused");
+        let reused = store.insert(index, None, |record| {
+            assert!(record.identity.trace_state.is_none(), "dropped at close");
+            false
+        });
+        assert!(store.parent(&reused).is_none());
     }
 
     #[test]
     fn spans_opened_on_one_thread_and_closed_on_another_reuse_slots() {
         let store = std::sync::Arc::new(SpanStore::new());
+        let opener = &mut ThreadSpans::new(0, &store);
         for _ in 0..50 {
-            let ids: Vec<Id> = (0..100).map(|_| store.insert(|_| {})).collect();
+            let ids: Vec<Id> = (0..100).map(|_| open(&store, opener)).collect();
             let closer = std::sync::Arc::clone(&store);
             std::thread::spawn(move || {
+                // Its entry hands its free slots back to the shared list when it is dropped,
+                // as a thread's entries are when the thread ends.
+                let thread = &mut ThreadSpans::new(0, &closer);
                 for id in ids {
-                    closer.release(&id, closer.get(&id).unwrap());
+                    assert!(close(&closer, thread, &id).is_some());
                 }
             })
             .join()
@@ -492,6 +724,23 @@ mod tests {
         assert!(
             slots <= 100 + 2 * LOCAL_FREE,
             "5,000 spans, at most 100 open at once, took {slots} slots"
+        );
+    }
+
+    #[test]
+    fn a_thread_keeps_one_entry_per_live_subscriber() {
+        let entries = || THREADS.with(|threads| threads.borrow().len());
+        let before = entries();
+        for _ in 0..10 {
+            let subscriber = SpanLogSubscriber::new(SpanLayer::new(0.0, None));
+            tracing::subscriber::with_default(subscriber, || {
+                let _span = tracing::info_span!("a").entered();
+            });
+        }
+        assert!(
+            entries() <= before + 1,
+            "the entries of dropped subscribers are pruned: {before} then {}",
+            entries()
         );
     }
 }

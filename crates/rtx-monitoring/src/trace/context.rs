@@ -6,7 +6,7 @@
 //! than one, or one malformed, means no valid parent: a new trace), `tracestate` is read only
 //! beside a valid `traceparent`, and its fields are combined in order. It never fails.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -116,6 +116,16 @@ thread_local! {
     /// The context handed to the next span this thread opens: `Some(None)` for "a new trace,
     /// whatever span is current".
     static REMOTE_PARENT: RefCell<Option<Option<TraceContext>>> = const { RefCell::new(None) };
+    /// Whether `REMOTE_PARENT` holds a context: every span opening reads this, and a `Cell`
+    /// of a type without `Drop` is one load, where the `RefCell` is a check of its lazily
+    /// registered destructor, then of its borrow flag.
+    static REMOTE_PARENT_SET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Puts `remote` where the next span opened on this thread takes it, returning what was there.
+fn replace_remote_parent(remote: Option<Option<TraceContext>>) -> Option<Option<TraceContext>> {
+    REMOTE_PARENT_SET.with(|set| set.set(remote.is_some()));
+    REMOTE_PARENT.with(|slot| slot.replace(remote))
 }
 
 /// Runs `make` (which opens a span) so that the first span it opens is the child of `remote`,
@@ -131,14 +141,13 @@ thread_local! {
 /// });
 /// ```
 pub fn with_remote_parent<T>(remote: Option<TraceContext>, make: impl FnOnce() -> T) -> T {
-    let previous = REMOTE_PARENT.with(|slot| slot.replace(Some(remote)));
+    let previous = replace_remote_parent(Some(remote));
     // Put back what was there, so that a nested call (or a `make` that opened no span) leaves
     // no context behind for an unrelated span.
     struct Restore(Option<Option<TraceContext>>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            REMOTE_PARENT.with(|slot| *slot.borrow_mut() = previous);
+            replace_remote_parent(self.0.take());
         }
     }
     let _restore = Restore(previous);
@@ -147,14 +156,11 @@ pub fn with_remote_parent<T>(remote: Option<TraceContext>, make: impl FnOnce() -
 
 /// Takes the context [`with_remote_parent`] left for the span being opened.
 pub(super) fn take_remote_parent() -> Option<Option<TraceContext>> {
-    // Read before written: nearly every span finds nothing here.
-    REMOTE_PARENT.with(|slot| {
-        if slot.borrow().is_none() {
-            None
-        } else {
-            slot.borrow_mut().take()
-        }
-    })
+    // Nearly every span finds nothing here, and learns so from the flag alone.
+    if !REMOTE_PARENT_SET.with(Cell::get) {
+        return None;
+    }
+    replace_remote_parent(None)
 }
 
 /// Trace context on `reqwest` requests.
