@@ -500,19 +500,22 @@ impl Subscriber for SpanLogSubscriber {
             attrs.parent().cloned()
         };
         // The parent stays open while this span is (a line logged here walks up through it).
-        // Its identity is copied out, so that no two slots are ever locked at once.
         let parent = parent.filter(|p| self.spans.acquire(p));
-        let parent_identity = parent
-            .as_ref()
-            .and_then(|p| Some(self.spans.get(p)?.identity.clone()));
         let metadata = attrs.metadata();
         let logs = self.logs_enabled(metadata);
         // Everything is written in place into the slot: nothing large is moved.
         self.spans.insert(index, parent.as_ref(), |span| {
             span.metadata = Some(metadata);
-            span.identity = self
-                .tracer
-                .open(attrs, || parent_identity, &mut span.finished);
+            // The parent's identity is read while the new slot is locked. No deadlock: until
+            // its id is out, a thread can wait for the new slot's lock only through a stale id,
+            // and such a look-up holds no other lock.
+            let parent_identity = || Some(self.spans.get(parent.as_ref()?)?.identity.clone());
+            self.tracer.open(
+                attrs,
+                parent_identity,
+                &mut span.identity,
+                &mut span.finished,
+            );
             span.logged = logs.is_some();
             if let Some(logs) = logs {
                 logs.json.render_span_fields_into(&mut span.fields, attrs);

@@ -327,16 +327,18 @@ impl SpanLayer {
     /// [`SpanLogSubscriber`](crate::subscriber::SpanLogSubscriber), which find the parent each
     /// in their own span store.
     ///
-    /// The record is written into `finished`, which must be `None` on entry and is left so for an
-    /// unsampled span, rather than returned, so that a caller with a place for it already (the subscriber's pooled span
-    /// records) does not move it through the stack: the moves were the largest item in a
-    /// profile of an unsampled span.
+    /// The identity is written into `identity` and the record into `finished` (which must be
+    /// `None` on entry and is left so for an unsampled span) rather than returned, so that a
+    /// caller with a place for them already (the subscriber's pooled span records) does not
+    /// move them through the stack: the moves were the largest items in profiles of an
+    /// unsampled span.
     pub(crate) fn open(
         &self,
         attrs: &Attributes<'_>,
         local_parent: impl FnOnce() -> Option<SpanIdentity>,
+        identity: &mut SpanIdentity,
         finished: &mut Option<FinishedSpan>,
-    ) -> SpanIdentity {
+    ) {
         let remote = take_remote_parent();
         let local_parent = if remote.is_none() {
             local_parent()
@@ -393,12 +395,11 @@ impl SpanLayer {
         let ids = TraceIds { trace_id, span_id };
         // Unsampled spans keep their ids (for logs) and nothing else: no attributes, no clock,
         // and no write to `finished` (clearing it costs a check and a drop the profile showed).
+        identity.ids = ids;
+        identity.flags = flags;
         if flags & FLAG_SAMPLED == 0 {
-            return SpanIdentity {
-                ids,
-                flags,
-                trace_state,
-            };
+            identity.trace_state = trace_state;
+            return;
         }
         *finished = Some({
             let mut attributes = Vec::with_capacity(attrs.metadata().fields().len());
@@ -429,11 +430,7 @@ impl SpanLayer {
                 events: Vec::new(),
             }
         });
-        SpanIdentity {
-            ids,
-            flags,
-            trace_state,
-        }
+        identity.trace_state = trace_state;
     }
 
     /// Fields recorded on an open sampled span (`Span::record`): a field recorded again
@@ -488,8 +485,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut finished = None;
-        let identity = self.open(
+        let (mut identity, mut finished) = (SpanIdentity::default(), None);
+        self.open(
             attrs,
             || {
                 span.parent().and_then(|p| {
@@ -498,6 +495,7 @@ where
                         .map(|s| s.identity.clone())
                 })
             },
+            &mut identity,
             &mut finished,
         );
         // One extension per span (each is a boxed allocation): log lines find the ids in it
