@@ -277,44 +277,60 @@ thread_local! {
     static ID_STATE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The next word of this thread's id generator (wyrand: one add, one multiply).
+/// An id generator (wyrand: one add and one multiply per word), its state copied out of and
+/// back into the thread's [`ID_STATE`].
 ///
 /// Ids need uniqueness, not secrecy: a fast generator per thread, seeded from the OS on the
 /// thread's first id. It replaced `rand`'s `SmallRng` behind a `RefCell`, which with its lazy
-/// thread-local and borrow flag took 80 instructions per span for three words.
-fn next_id_word(state: &Cell<u64>) -> u64 {
-    let mut current = state.get();
-    if current == 0 {
-        current = rand::rngs::SmallRng::from_entropy().next_u64() | 1;
-    }
-    let next = current.wrapping_add(0xa076_1d64_78bd_642f);
-    state.set(next);
-    let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
-    (product >> 64) as u64 ^ product as u64
-}
+/// thread-local and borrow flag took 80 instructions per span for three words. The state is
+/// read and written with `Cell::get`/`set` on the key, which inline to one load and one store;
+/// `LocalKey::with` around the whole draw was compiled as a call through the key's accessor.
+struct IdWords(u64);
 
-/// A random 64-bit word that is not zero (an all-zero trace or span id is invalid).
-fn nonzero_word(state: &Cell<u64>) -> u64 {
-    loop {
-        let word = next_id_word(state);
-        if word != 0 {
-            return word;
+impl IdWords {
+    fn take() -> Self {
+        let state = ID_STATE.get();
+        Self(if state == 0 {
+            rand::rngs::SmallRng::from_entropy().next_u64() | 1
+        } else {
+            state
+        })
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let product = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        (product >> 64) as u64 ^ product as u64
+    }
+
+    /// A word that is not zero (an all-zero trace or span id is invalid).
+    fn nonzero(&mut self) -> u64 {
+        loop {
+            let word = self.next();
+            if word != 0 {
+                return word;
+            }
         }
+    }
+
+    fn put_back(self) {
+        ID_STATE.set(self.0);
     }
 }
 
 /// A new span id, and a new trace id when the span starts a trace, drawn a whole word at a
-/// time in one visit to the thread's generator. Each id is non-zero: one of its words is.
+/// time. Each id is non-zero: one of its words is.
 fn random_ids(new_trace: bool) -> (Option<[u8; 16]>, [u8; 8]) {
-    ID_STATE.with(|state| {
-        let trace_id = new_trace.then(|| {
-            let mut id = [0u8; 16];
-            id[..8].copy_from_slice(&next_id_word(state).to_ne_bytes());
-            id[8..].copy_from_slice(&nonzero_word(state).to_ne_bytes());
-            id
-        });
-        (trace_id, nonzero_word(state).to_ne_bytes())
-    })
+    let mut words = IdWords::take();
+    let trace_id = new_trace.then(|| {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&words.next().to_ne_bytes());
+        id[8..].copy_from_slice(&words.nonzero().to_ne_bytes());
+        id
+    });
+    let span_id = words.nonzero().to_ne_bytes();
+    words.put_back();
+    (trace_id, span_id)
 }
 
 impl SpanLayer {
