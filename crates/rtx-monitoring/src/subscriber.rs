@@ -404,16 +404,22 @@ impl SpanLogSubscriber {
                 let mut threads = threads.borrow_mut();
                 let at = match threads.iter().position(|t| t.subscriber == self.key) {
                     Some(at) => at,
-                    None => {
-                        // The entries of subscribers dropped since go first.
-                        threads.retain(|t| t.shared_free.strong_count() > 0);
-                        threads.push(ThreadSpans::new(self.key, &self.spans));
-                        threads.len() - 1
-                    }
+                    None => self.add_thread_entry(&mut threads),
                 };
                 f(&mut threads[at])
             })
             .ok()
+    }
+
+    /// Adds this subscriber's entry to a thread's, at the thread's first callback: out of line,
+    /// so that the callbacks' common path keeps no registers for it.
+    #[cold]
+    #[inline(never)]
+    fn add_thread_entry(&self, threads: &mut Vec<ThreadSpans>) -> usize {
+        // The entries of subscribers dropped since go first.
+        threads.retain(|t| t.shared_free.strong_count() > 0);
+        threads.push(ThreadSpans::new(self.key, &self.spans));
+        threads.len() - 1
     }
 
     /// The innermost span this thread has entered.
