@@ -141,10 +141,11 @@ struct SpanStore {
 }
 
 thread_local! {
-    /// What each thread keeps for each subscriber that has seen it (nearly always one).
-    ///
-    /// A plain `thread_local!` rather than a per-subscriber `thread_local::ThreadLocal` map:
-    /// its look-up, once per callback, was 27 instructions of the 800 of an unsampled span.
+    /// What each thread keeps for each subscriber that has seen it (nearly always one): one
+    /// entry holds the entered spans and the free slots, so that each callback looks up the
+    /// thread's state once (opening a span looked up two per-subscriber maps). A plain
+    /// `thread_local!` measured the same as the `thread_local` crate's map, which is no
+    /// longer needed.
     static THREADS: RefCell<Vec<ThreadSpans>> = const { RefCell::new(Vec::new()) };
 }
 
