@@ -294,6 +294,13 @@ impl SpanStore {
         is_open(slot.state.load(Ordering::Acquire), split(id).0).then_some(record)
     }
 
+    /// Whether the open span `id`'s record holds more than its identity (a sampled span's
+    /// record, a `tracestate`), read without the lock.
+    fn holds_more(&self, id: &Id) -> bool {
+        self.open_slot(id)
+            .is_some_and(|slot| slot.state.load(Ordering::Relaxed) & HOLDS_MORE != 0)
+    }
+
     /// The span the open span `id` opened inside.
     fn parent(&self, id: &Id) -> Option<Id> {
         let parent = self.open_slot(id)?.parent.load(Ordering::Relaxed);
@@ -532,15 +539,32 @@ impl Subscriber for SpanLogSubscriber {
     }
 
     fn record(&self, id: &Id, values: &Record<'_>) {
-        let Some(mut span) = self.spans.get(id) else {
+        let Some((sampled, logged)) = self
+            .spans
+            .get(id)
+            .map(|span| (span.finished.is_some(), span.logged))
+        else {
             return;
         };
-        let span = &mut *span;
-        if let Some(finished) = span.finished.as_mut() {
-            SpanLayer::record(finished, values);
+        // The values are formatted with no lock held, and the span locked only to keep the
+        // result: a `Debug` that logs writes a line that reads this very span.
+        if sampled {
+            let recorded = SpanLayer::collect(values);
+            if let Some(finished) = self
+                .spans
+                .get(id)
+                .as_mut()
+                .and_then(|s| s.finished.as_mut())
+            {
+                SpanLayer::apply(finished, recorded);
+            }
         }
-        if let (Some(logs), true) = (&self.logs, span.logged) {
-            logs.json.record_span_fields(&mut span.fields, values);
+        if let (Some(logs), true) = (&self.logs, logged) {
+            logs.json.render_fields(values, |bytes, entries| {
+                if let Some(mut span) = self.spans.get(id) {
+                    span.fields.append(bytes, entries);
+                }
+            });
         }
     }
 
@@ -552,9 +576,25 @@ impl Subscriber for SpanLogSubscriber {
         } else {
             event.parent().cloned()
         };
-        if let Some(mut record) = span.as_ref().and_then(|id| self.spans.get(id)) {
-            if let Some(finished) = record.finished.as_mut() {
-                SpanLayer::event(finished, event);
+        // Only a sampled span keeps events, and only a span whose record holds more than its
+        // ids can be one: the others are not locked.
+        if let Some(id) = span.as_ref().filter(|id| self.spans.holds_more(id)) {
+            let keeps = self
+                .spans
+                .get(id)
+                .is_some_and(|s| s.finished.as_ref().is_some_and(SpanLayer::keeps_events));
+            if keeps {
+                // Formatted with no lock held: a message's `Display` that logs writes a line
+                // that reads this very span.
+                let message = SpanLayer::event_message(event);
+                if let Some(finished) = self
+                    .spans
+                    .get(id)
+                    .as_mut()
+                    .and_then(|s| s.finished.as_mut())
+                {
+                    SpanLayer::push_event(finished, message);
+                }
             }
         }
         if let Some(logs) = self.logs_enabled(event.metadata()) {

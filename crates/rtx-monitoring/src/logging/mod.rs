@@ -108,7 +108,7 @@ pub(crate) struct SpanFields {
 
 impl SpanFields {
     /// Fields recorded later (`Span::record`), appended after the earlier ones.
-    fn append(&mut self, new_bytes: &[u8], new_entries: &[FieldEntry]) {
+    pub(crate) fn append(&mut self, new_bytes: &[u8], new_entries: &[FieldEntry]) {
         // The entries' ranges move by what was already there.
         let base = u32::try_from(self.bytes.len()).unwrap_or(u32::MAX);
         self.bytes.extend_from_slice(new_bytes);
@@ -268,6 +268,19 @@ impl JsonLayer {
     /// Fields recorded on an open span, appended to those it has: rendered into this thread's
     /// buffers, then copied once where the span keeps them.
     pub(crate) fn record_span_fields(&self, span_fields: &mut SpanFields, values: &Record<'_>) {
+        self.render_fields(values, |bytes, entries| span_fields.append(bytes, entries));
+    }
+
+    /// Renders `values` and hands the rendered bytes and their entries to `keep`.
+    ///
+    /// Rendering runs the values' `Debug` and `Display`, which may log; `keep` runs after it,
+    /// so that a caller may lock the span only there: a line logged while a value is formatted
+    /// reads the span's fields too, and found them locked by the span's own record.
+    pub(crate) fn render_fields(
+        &self,
+        values: &Record<'_>,
+        keep: impl FnOnce(&[u8], &[FieldEntry]),
+    ) {
         let render = |fields: &mut Vec<u8>, names: &mut Vec<FieldEntry>, scratch: &mut String| {
             fields.clear();
             names.clear();
@@ -280,7 +293,8 @@ impl JsonLayer {
                 names,
             });
         };
-        let rendered = BUFFERS.try_with(|cell| {
+        let mut keep = Some(keep);
+        let _ = BUFFERS.try_with(|cell| {
             let mut buffers = cell.try_borrow_mut().ok()?;
             let Buffers {
                 fields,
@@ -289,17 +303,16 @@ impl JsonLayer {
                 ..
             } = &mut *buffers;
             render(fields, names, scratch);
-            span_fields.append(fields, names);
+            keep.take()?(fields, names);
             Some(())
         });
-        if let Ok(Some(())) = rendered {
-            return;
+        if let Some(keep) = keep {
+            // A span opened or recorded while this thread's buffers are in use (by a field's
+            // `Debug` that opens one) or while the thread exits renders into buffers of its own.
+            let (mut fields, mut names) = (Vec::new(), Vec::new());
+            render(&mut fields, &mut names, &mut String::new());
+            keep(&fields, &names);
         }
-        // A span opened or recorded while this thread's buffers are in use (by a field's
-        // `Debug` that opens one) or while the thread exits renders into buffers of its own.
-        let (mut fields, mut names) = (Vec::new(), Vec::new());
-        render(&mut fields, &mut names, &mut String::new());
-        span_fields.append(&fields, &names);
     }
 
     /// Renders `event` into `b.line`, with the fields and ids of the spans `scope` walks
@@ -448,10 +461,16 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            self.record_span_fields(fields, values);
+        if span.extensions().get::<SpanFields>().is_none() {
+            return;
         }
+        // Rendered before the span's extensions are locked: formatting a value may log a
+        // line, which reads them.
+        self.render_fields(values, |bytes, entries| {
+            if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+                fields.append(bytes, entries);
+            }
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::{RngCore, SeedableRng};
+use smallvec::SmallVec;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -185,15 +186,56 @@ impl SpanLayer {
     }
 }
 
-struct FieldCollector<'a> {
-    attributes: &'a mut Vec<(&'static str, AttributeValue)>,
+/// Where a [`FieldCollector`] puts the attributes it finds: a sampled span's own list, or the
+/// few fields of a later record, kept on the stack until they are applied.
+trait AttributeList {
+    /// Adds an attribute; a field recorded again (through `Span::record`) replaces its
+    /// earlier value.
+    fn upsert(&mut self, name: &'static str, value: AttributeValue);
+}
+
+/// The fields of one `Span::record` call: nearly always one or two.
+type RecordedAttributes = SmallVec<[(&'static str, AttributeValue); 4]>;
+
+fn upsert_into(
+    list: &mut [(&'static str, AttributeValue)],
+    name: &'static str,
+    value: AttributeValue,
+) -> Option<AttributeValue> {
+    match list.iter_mut().find(|(k, _)| *k == name) {
+        Some(slot) => {
+            slot.1 = value;
+            None
+        }
+        None => Some(value),
+    }
+}
+
+impl AttributeList for Vec<(&'static str, AttributeValue)> {
+    fn upsert(&mut self, name: &'static str, value: AttributeValue) {
+        if let Some(value) = upsert_into(self, name, value) {
+            self.push((name, value));
+        }
+    }
+}
+
+impl AttributeList for RecordedAttributes {
+    fn upsert(&mut self, name: &'static str, value: AttributeValue) {
+        if let Some(value) = upsert_into(self, name, value) {
+            self.push((name, value));
+        }
+    }
+}
+
+struct FieldCollector<'a, A: AttributeList> {
+    attributes: &'a mut A,
     kind: Option<SpanKind>,
     name: Option<String>,
     traceparent: Option<String>,
     error: Option<String>,
 }
 
-impl FieldCollector<'_> {
+impl<A: AttributeList> FieldCollector<'_, A> {
     fn put(&mut self, field: &Field, value: AttributeValue) {
         let name = field.name();
         // Every field with a meaning of its own starts with `o`, `t` or `e` (`otel.*`,
@@ -222,17 +264,12 @@ impl FieldCollector<'_> {
         }
     }
 
-    /// A field recorded again (through `Span::record`) replaces its earlier value.
     fn push_attribute(&mut self, name: &'static str, value: AttributeValue) {
-        if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| *k == name) {
-            slot.1 = value;
-        } else {
-            self.attributes.push((name, value));
-        }
+        self.attributes.upsert(name, value);
     }
 }
 
-impl Visit for FieldCollector<'_> {
+impl<A: AttributeList> Visit for FieldCollector<'_, A> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.put(field, AttributeValue::Str(value.to_owned()));
     }
@@ -254,6 +291,15 @@ impl Visit for FieldCollector<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.put(field, AttributeValue::Str(format!("{value:?}")));
     }
+}
+
+/// Fields of a `Span::record` call on a sampled span, collected ([`SpanLayer::collect`]) and
+/// not yet applied ([`SpanLayer::apply`]).
+pub(crate) struct RecordedFields {
+    attributes: RecordedAttributes,
+    kind: Option<SpanKind>,
+    name: Option<String>,
+    error: Option<String>,
 }
 
 struct MessageCollector(String);
@@ -449,36 +495,62 @@ impl SpanLayer {
         identity.trace_state = trace_state;
     }
 
-    /// Fields recorded on an open sampled span (`Span::record`): a field recorded again
-    /// replaces its earlier value.
-    pub(crate) fn record(finished: &mut FinishedSpan, values: &Record<'_>) {
+    /// Fields recorded on an open sampled span (`Span::record`), collected before the span's
+    /// record is locked and [applied](Self::apply) after: collecting formats the values, whose
+    /// `Debug` may log a line, which reads the span.
+    pub(crate) fn collect(values: &Record<'_>) -> RecordedFields {
+        let mut attributes = RecordedAttributes::new();
         let mut fields = FieldCollector {
-            attributes: &mut finished.attributes,
+            attributes: &mut attributes,
             kind: None,
             name: None,
             traceparent: None,
             error: None,
         };
         values.record(&mut fields);
-        if let Some(kind) = fields.kind {
+        RecordedFields {
+            kind: fields.kind,
+            name: fields.name.take(),
+            error: fields.error.take(),
+            attributes,
+        }
+    }
+
+    /// Applies fields [collected](Self::collect) from a record: a field recorded again
+    /// replaces its earlier value.
+    pub(crate) fn apply(finished: &mut FinishedSpan, recorded: RecordedFields) {
+        for (name, value) in recorded.attributes {
+            finished.attributes.upsert(name, value);
+        }
+        if let Some(kind) = recorded.kind {
             finished.kind = kind;
         }
-        if let Some(name) = fields.name.take() {
+        if let Some(name) = recorded.name {
             finished.name = name.into();
         }
-        if let Some(error) = fields.error.take() {
+        if let Some(error) = recorded.error {
             finished.error = Some(error);
         }
     }
 
-    /// An event inside an open sampled span, kept as a span event (up to [`MAX_EVENTS`]).
-    pub(crate) fn event(finished: &mut FinishedSpan, event: &Event<'_>) {
-        if finished.events.len() >= MAX_EVENTS {
-            return;
-        }
+    /// Whether an open sampled span keeps another event (up to [`MAX_EVENTS`]).
+    pub(crate) fn keeps_events(finished: &FinishedSpan) -> bool {
+        finished.events.len() < MAX_EVENTS
+    }
+
+    /// The message of an event, formatted before the span that keeps it is locked (its
+    /// `Display` may log a line, which reads the span).
+    pub(crate) fn event_message(event: &Event<'_>) -> String {
         let mut message = MessageCollector(String::new());
         event.record(&mut message);
-        finished.events.push((now_nanos(), message.0));
+        message.0
+    }
+
+    /// Keeps an event of an open sampled span, as its message, while it keeps events.
+    pub(crate) fn push_event(finished: &mut FinishedSpan, message: String) {
+        if Self::keeps_events(finished) {
+            finished.events.push((now_nanos(), message));
+        }
     }
 
     /// Ends a sampled span and hands it to the sink, if there is one.
@@ -524,12 +596,21 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        let sampled = span
+            .extensions()
+            .get::<SpanState>()
+            .is_some_and(|s| s.span.is_some());
+        if !sampled {
+            return;
+        }
+        // Collected before the extensions are locked: formatting a value may log a line.
+        let recorded = Self::collect(values);
         let mut extensions = span.extensions_mut();
         if let Some(finished) = extensions
             .get_mut::<SpanState>()
             .and_then(|s| s.span.as_mut())
         {
-            Self::record(finished, values);
+            Self::apply(finished, recorded);
         }
     }
 
@@ -537,12 +618,22 @@ where
         let Some(span) = ctx.event_span(event) else {
             return;
         };
+        let keeps = span
+            .extensions()
+            .get::<SpanState>()
+            .and_then(|s| s.span.as_ref())
+            .is_some_and(Self::keeps_events);
+        if !keeps {
+            return;
+        }
+        // Formatted before the extensions are locked: a message's `Display` may log a line.
+        let message = Self::event_message(event);
         let mut extensions = span.extensions_mut();
         if let Some(finished) = extensions
             .get_mut::<SpanState>()
             .and_then(|s| s.span.as_mut())
         {
-            Self::event(finished, event);
+            Self::push_event(finished, message);
         }
     }
 

@@ -1,0 +1,89 @@
+//! A span field or a message whose formatting logs (a `Debug` or `Display` that calls `warn!`)
+//! must not deadlock `SpanLogSubscriber`: the line it logs reads the very span whose record is
+//! being written. In a binary of its own, with the subscriber as the global default as the
+//! engine installs it: `tracing` lets a thread re-enter only a global dispatcher from inside a
+//! callback (a scoped one answers such an event with no subscriber at all), so only this setup
+//! reaches the hazard.
+
+// A test's panics are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rtx_monitoring::logging::{span_log_subscriber, LogConfig, Sink};
+use rtx_monitoring::trace::SpanLayer;
+
+/// Logs a line each time it is formatted.
+struct Loud;
+
+impl std::fmt::Debug for Loud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::warn!(detail = "debug", "formatting a loud value");
+        f.write_str("loud")
+    }
+}
+
+impl std::fmt::Display for Loud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::warn!(detail = "display", "formatting a loud value");
+        f.write_str("loud")
+    }
+}
+
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn fields_and_messages_that_log_while_formatted_finish_and_are_logged() {
+    let lines = Lines::default();
+    let config = LogConfig {
+        sink: Sink::Writer(Box::new(lines.clone())),
+        ..LogConfig::new("rtx-engine", "0.1.0")
+    };
+    let (subscriber, guard) = span_log_subscriber(config, None, SpanLayer::new(1.0, None)).unwrap();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let order = tracing::info_span!("order", account = tracing::field::Empty);
+        let _entered = order.enter();
+        // Recorded on a sampled span with log fields: both records are written while the
+        // value is formatted.
+        order.record("account", tracing::field::debug(&Loud));
+        // A message formatted for the line and for the sampled span's event.
+        tracing::info!("filled for {}", Loud);
+        // A child opened with such a field, inside the span.
+        let _child = tracing::info_span!("risk.check", limit = ?Loud).entered();
+        tracing::info!("checked");
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the thread finished: formatting a field that logs deadlocked the subscriber");
+
+    assert!(guard.flush(Duration::from_secs(5)));
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "\"account\":\"loud\"",
+        "\"detail\":\"debug\"",
+        "\"detail\":\"display\"",
+        "filled for loud",
+        "\"limit\":\"loud\"",
+        "\"message\":\"checked\"",
+    ] {
+        assert!(text.contains(expected), "no {expected} in:\n{text}");
+    }
+}
