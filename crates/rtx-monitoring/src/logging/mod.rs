@@ -442,11 +442,15 @@ impl JsonLayer {
     }
 }
 
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    for b in bytes {
-        out.push(b"0123456789abcdef"[usize::from(b >> 4)]);
-        out.push(b"0123456789abcdef"[usize::from(b & 0xf)]);
+fn push_hex<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Spelled out on the stack and appended once: a push per digit paid a capacity check each,
+    // 48 of them per line.
+    let mut text = [[0u8; 2]; N];
+    for (pair, b) in text.iter_mut().zip(bytes) {
+        *pair = [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]];
     }
+    out.extend_from_slice(text.as_flattened());
 }
 
 impl<S> Layer<S> for JsonLayer
