@@ -197,6 +197,7 @@ trait AttributeList {
 /// The fields of one `Span::record` call: nearly always one or two.
 type RecordedAttributes = SmallVec<[(&'static str, AttributeValue); 4]>;
 
+/// Replaces the value of `name` in `list`, or hands `value` back when `name` is not there yet.
 fn upsert_into(
     list: &mut [(&'static str, AttributeValue)],
     name: &'static str,
