@@ -8,13 +8,12 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rtx_monitoring::logging::{span_log_subscriber, LogConfig, Sink};
 use rtx_monitoring::trace::SpanLayer;
+use rtx_testkit::CapturedLines;
 
 /// Logs a line each time it is formatted.
 struct Loud;
@@ -33,22 +32,9 @@ impl std::fmt::Display for Loud {
     }
 }
 
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn fields_and_messages_that_log_while_formatted_finish_and_are_logged() {
-    let lines = Lines::default();
+    let lines = CapturedLines::default();
     let config = LogConfig {
         sink: Sink::Writer(Box::new(lines.clone())),
         ..LogConfig::new("rtx-engine", "0.1.0")
@@ -75,7 +61,7 @@ fn fields_and_messages_that_log_while_formatted_finish_and_are_logged() {
         .expect("the thread finished: formatting a field that logs deadlocked the subscriber");
 
     assert!(guard.flush(Duration::from_secs(5)));
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     for expected in [
         "\"account\":\"loud\"",
         "\"detail\":\"debug\"",

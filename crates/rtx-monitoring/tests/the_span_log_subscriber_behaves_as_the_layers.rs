@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use rtx_monitoring::trace::{
     current_sampled_ids, current_traceparent, with_remote_parent, AttributeValue, FinishedSpan,
     SpanLayer, SpanSink, TraceContext,
 };
+use rtx_testkit::CapturedLines;
 
 #[derive(Default)]
 struct Spans(Mutex<Vec<FinishedSpan>>);
@@ -27,19 +27,6 @@ struct Spans(Mutex<Vec<FinishedSpan>>);
 impl SpanSink for Spans {
     fn push(&self, span: FinishedSpan) {
         self.0.lock().unwrap().push(span);
-    }
-}
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -196,7 +183,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn run(ratio: f64, through_layers: bool) -> Outcome {
     let spans = Arc::new(Spans::default());
-    let lines = Lines::default();
+    let lines = CapturedLines::default();
     let config = LogConfig {
         sink: Sink::Writer(Box::new(lines.clone())),
         ..LogConfig::new("test", "0.0.0")
@@ -214,7 +201,7 @@ fn run(ratio: f64, through_layers: bool) -> Outcome {
     };
     assert!(guard.flush(Duration::from_secs(5)));
     let mut names = Names::default();
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     let lines = text
         .lines()
         .map(|line| {

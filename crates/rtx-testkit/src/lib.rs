@@ -18,6 +18,7 @@
 //! ```
 
 mod alertmanager;
+mod captured;
 mod client;
 mod engine;
 mod exposition;
@@ -35,6 +36,7 @@ mod tools;
 mod wait;
 
 pub use alertmanager::Alertmanager;
+pub use captured::CapturedLines;
 pub use client::{
     async_client, blocking_client, get_json, get_json_async, inject_sequence_gap_async, lp_admin,
     lp_admin_async, move_price, REQUEST_TIMEOUT,
