@@ -294,6 +294,12 @@ impl SpanStore {
         is_open(slot.state.load(Ordering::Acquire), split(id).0).then_some(record)
     }
 
+    /// Runs `f` on the open span `id`'s record for export, locked, when it has one (it is
+    /// sampled); `None` otherwise.
+    fn with_finished<R>(&self, id: &Id, f: impl FnOnce(&mut FinishedSpan) -> R) -> Option<R> {
+        self.get(id)?.finished.as_mut().map(f)
+    }
+
     /// Whether the open span `id`'s record holds more than its identity (a sampled span's
     /// record, a `tracestate`), read without the lock.
     fn holds_more(&self, id: &Id) -> bool {
@@ -550,14 +556,8 @@ impl Subscriber for SpanLogSubscriber {
         // result: a `Debug` that logs writes a line that reads this very span.
         if sampled {
             let recorded = SpanLayer::collect(values);
-            if let Some(finished) = self
-                .spans
-                .get(id)
-                .as_mut()
-                .and_then(|s| s.finished.as_mut())
-            {
-                SpanLayer::apply(finished, recorded);
-            }
+            self.spans
+                .with_finished(id, |finished| SpanLayer::apply(finished, recorded));
         }
         if let (Some(logs), true) = (&self.logs, logged) {
             logs.json.render_fields(values, |bytes, entries| {
@@ -581,20 +581,13 @@ impl Subscriber for SpanLogSubscriber {
         if let Some(id) = span.as_ref().filter(|id| self.spans.holds_more(id)) {
             let keeps = self
                 .spans
-                .get(id)
-                .is_some_and(|s| s.finished.as_ref().is_some_and(SpanLayer::keeps_events));
-            if keeps {
+                .with_finished(id, |finished| SpanLayer::keeps_events(finished));
+            if keeps == Some(true) {
                 // Formatted with no lock held: a message's `Display` that logs writes a line
                 // that reads this very span.
                 let message = SpanLayer::event_message(event);
-                if let Some(finished) = self
-                    .spans
-                    .get(id)
-                    .as_mut()
-                    .and_then(|s| s.finished.as_mut())
-                {
-                    SpanLayer::push_event(finished, message);
-                }
+                self.spans
+                    .with_finished(id, |finished| SpanLayer::push_event(finished, message));
             }
         }
         if let Some(logs) = self.logs_enabled(event.metadata()) {
