@@ -262,16 +262,13 @@ impl JsonLayer {
     pub(crate) fn render_span_fields_into(&self, fields: &mut SpanFields, attrs: &Attributes<'_>) {
         fields.bytes.clear();
         fields.entries.clear();
-        self.record_span_fields(fields, &Record::new(attrs.values()));
+        self.render_fields(&Record::new(attrs.values()), |bytes, entries| {
+            fields.append(bytes, entries);
+        });
     }
 
-    /// Fields recorded on an open span, appended to those it has: rendered into this thread's
-    /// buffers, then copied once where the span keeps them.
-    pub(crate) fn record_span_fields(&self, span_fields: &mut SpanFields, values: &Record<'_>) {
-        self.render_fields(values, |bytes, entries| span_fields.append(bytes, entries));
-    }
-
-    /// Renders `values` and hands the rendered bytes and their entries to `keep`.
+    /// Renders `values` into this thread's buffers and hands the rendered bytes and their
+    /// entries to `keep`, which copies them once where the span keeps them.
     ///
     /// Rendering runs the values' `Debug` and `Display`, which may log; `keep` runs after it,
     /// so that a caller may lock the span only there: a line logged while a value is formatted
