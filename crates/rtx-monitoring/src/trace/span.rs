@@ -186,63 +186,40 @@ impl SpanLayer {
     }
 }
 
-/// Where a [`FieldCollector`] puts the attributes it finds: a sampled span's own list, or the
-/// few fields of a later record, kept on the stack until they are applied.
-trait AttributeList {
-    /// Adds an attribute; a field recorded again (through `Span::record`) replaces its
-    /// earlier value.
-    fn upsert(&mut self, name: &'static str, value: AttributeValue);
-}
+/// One attribute of a span: its field name and value.
+type Attribute = (&'static str, AttributeValue);
 
 /// The fields of one `Span::record` call: nearly always one or two.
-type RecordedAttributes = SmallVec<[(&'static str, AttributeValue); 4]>;
+type RecordedAttributes = SmallVec<[Attribute; 4]>;
 
-/// Replaces the value of `name` in `list`, or hands `value` back when `name` is not there yet.
-fn upsert_into(
-    list: &mut [(&'static str, AttributeValue)],
-    name: &'static str,
-    value: AttributeValue,
-) -> Option<AttributeValue> {
-    match list.iter_mut().find(|(k, _)| *k == name) {
-        Some(slot) => {
-            slot.1 = value;
-            None
-        }
-        None => Some(value),
+/// Adds an attribute to `list` (a sampled span's own list, or the few fields of a later record,
+/// kept on the stack until they are applied); a field recorded again (through `Span::record`)
+/// replaces its earlier value.
+fn upsert<L>(list: &mut L, name: &'static str, value: AttributeValue)
+where
+    L: AsMut<[Attribute]> + Extend<Attribute>,
+{
+    match list.as_mut().iter_mut().find(|(k, _)| *k == name) {
+        Some(slot) => slot.1 = value,
+        None => list.extend([(name, value)]),
     }
 }
 
-impl AttributeList for Vec<(&'static str, AttributeValue)> {
-    fn upsert(&mut self, name: &'static str, value: AttributeValue) {
-        if let Some(value) = upsert_into(self, name, value) {
-            self.push((name, value));
-        }
-    }
-}
-
-impl AttributeList for RecordedAttributes {
-    fn upsert(&mut self, name: &'static str, value: AttributeValue) {
-        if let Some(value) = upsert_into(self, name, value) {
-            self.push((name, value));
-        }
-    }
-}
-
-struct FieldCollector<'a, A: AttributeList> {
-    attributes: &'a mut A,
+struct FieldCollector<'a, L> {
+    attributes: &'a mut L,
     kind: Option<SpanKind>,
     name: Option<String>,
     traceparent: Option<String>,
     error: Option<String>,
 }
 
-impl<A: AttributeList> FieldCollector<'_, A> {
+impl<L: AsMut<[Attribute]> + Extend<Attribute>> FieldCollector<'_, L> {
     fn put(&mut self, field: &Field, value: AttributeValue) {
         let name = field.name();
         // Every field with a meaning of its own starts with `o`, `t` or `e` (`otel.*`,
         // `traceparent`, `error`): the others, most fields, skip the name comparisons.
         if !matches!(name.as_bytes().first(), Some(b'o' | b't' | b'e')) {
-            self.push_attribute(name, value);
+            upsert(self.attributes, name, value);
             return;
         }
         match (name, &value) {
@@ -261,16 +238,12 @@ impl<A: AttributeList> FieldCollector<'_, A> {
             ("error" | "otel.status_message", AttributeValue::Str(e)) => {
                 self.error = Some(e.clone())
             }
-            _ => self.push_attribute(name, value),
+            _ => upsert(self.attributes, name, value),
         }
-    }
-
-    fn push_attribute(&mut self, name: &'static str, value: AttributeValue) {
-        self.attributes.upsert(name, value);
     }
 }
 
-impl<A: AttributeList> Visit for FieldCollector<'_, A> {
+impl<L: AsMut<[Attribute]> + Extend<Attribute>> Visit for FieldCollector<'_, L> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.put(field, AttributeValue::Str(value.to_owned()));
     }
@@ -521,7 +494,7 @@ impl SpanLayer {
     /// replaces its earlier value.
     pub(crate) fn apply(finished: &mut FinishedSpan, recorded: RecordedFields) {
         for (name, value) in recorded.attributes {
-            finished.attributes.upsert(name, value);
+            upsert(&mut finished.attributes, name, value);
         }
         if let Some(kind) = recorded.kind {
             finished.kind = kind;
