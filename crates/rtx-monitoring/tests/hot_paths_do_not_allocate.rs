@@ -19,7 +19,7 @@ use std::time::Duration;
 use rtx_monitoring::catalogue::{
     CatalogueConfig, LpOperation, OrderType, Outcome, Route, Side, TradingMetrics,
 };
-use rtx_monitoring::logging::{layer, LogConfig, Sink};
+use rtx_monitoring::logging::{layer, LogConfig, LogError, LogGuard, Sink};
 use rtx_monitoring::metrics::Registry;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -231,6 +231,17 @@ impl rtx_monitoring::trace::SpanSink for DiscardSpans {
 }
 
 /// Heap blocks per span (three attributes, opened, entered, closed) through `subscriber`.
+/// [`blocks_per_span`] through a subscriber that also logs, its log writer kept running
+/// until the count is taken.
+fn blocks_per_logged_span(
+    built: Result<(impl tracing::Subscriber + Send + Sync + 'static, LogGuard), LogError>,
+) -> u64 {
+    let (subscriber, guard) = built.unwrap();
+    let blocks = blocks_per_span(subscriber);
+    drop(guard);
+    blocks
+}
+
 fn blocks_per_span(subscriber: impl tracing::Subscriber + Send + Sync + 'static) -> u64 {
     const SPANS: u64 = 1_000;
     let span = || {
@@ -265,19 +276,19 @@ fn spans_allocate_a_bounded_number_of_blocks() {
         |ratio: f64| SpanLayer::new(ratio, Some(Arc::new(DiscardSpans) as Arc<dyn SpanSink>));
     // The span and JSON layers on the registry, as an application composing its own stack.
     let as_layers = |ratio: f64| {
-        let (subscriber, guard) =
-            rtx_monitoring::logging::subscriber_with(config(), None, spans(ratio)).unwrap();
-        let blocks = blocks_per_span(subscriber);
-        drop(guard);
-        blocks
+        blocks_per_logged_span(rtx_monitoring::logging::subscriber_with(
+            config(),
+            None,
+            spans(ratio),
+        ))
     };
     // The engine's own subscriber: both layers' work in reused span records.
     let ours = |ratio: f64| {
-        let (subscriber, guard) =
-            rtx_monitoring::logging::span_log_subscriber(config(), None, spans(ratio)).unwrap();
-        let blocks = blocks_per_span(subscriber);
-        drop(guard);
-        blocks
+        blocks_per_logged_span(rtx_monitoring::logging::span_log_subscriber(
+            config(),
+            None,
+            spans(ratio),
+        ))
     };
     let (engine_sampled, engine_unsampled) = (as_layers(1.0), as_layers(0.0));
     let sampled = blocks_per_span(tracing_subscriber::registry().with(spans(1.0)));
