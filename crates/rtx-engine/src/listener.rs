@@ -648,7 +648,7 @@ mod tests {
             evicted: Notify::new(),
             next_id: AtomicU64::new(0),
             max: 4,
-            metrics: catalogue.api,
+            metrics: catalogue.api.clone(),
         });
         let admit = |table: &Arc<Table>| match table.admit() {
             Admission::Admitted(connection, slot) => Some((connection, slot)),

@@ -65,7 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry().with(SpanLayer::new(1.0, None)),
     )?;
-    let api = TradingMetrics::new(&Registry::new(), &CatalogueConfig::default())?.api;
+    let api = TradingMetrics::new(&Registry::new(), &CatalogueConfig::default())?
+        .api
+        .clone();
     let listener = tokio::net::TcpListener::bind(&address).await?;
     println!("listening on http://{address}/test");
     axum::serve(listener, router(api)).await?;

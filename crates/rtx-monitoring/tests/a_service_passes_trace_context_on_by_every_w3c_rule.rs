@@ -81,7 +81,8 @@ fn world() -> &'static World {
         let harness = harness_listener.local_addr().unwrap();
         let api = TradingMetrics::new(&Registry::new(), &CatalogueConfig::default())
             .unwrap()
-            .api;
+            .api
+            .clone();
         let store = Arc::clone(&callbacks);
         runtime.spawn(async move {
             service_listener.set_nonblocking(true).unwrap();

@@ -1,6 +1,6 @@
 //! The allocation claims, counted by a real heap profiler (`dhat` in testing mode) rather than
 //! argued from the code: recording through the catalogue's domain methods allocates nothing
-//! once a thread has recorded once, a JSON log event allocates nothing once the thread's
+//! once a thread has recorded once, cloning the catalogue allocates nothing, a JSON log event allocates nothing once the thread's
 //! buffers are warm, neither on the recording thread nor on the writer thread, and the HTTP
 //! request middleware adds no allocation to a request once its route has been served. And a
 //! span allocates the blocks listed in `spans_allocate_a_bounded_number_of_blocks`, no more.
@@ -33,12 +33,13 @@ fn blocks_allocated() -> u64 {
 fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
     metric_recording_does_not_allocate_once_warm();
+    cloning_the_catalogue_allocates_nothing();
     log_events_do_not_allocate_once_warm();
     the_request_middleware_adds_no_allocation();
     spans_allocate_a_bounded_number_of_blocks();
     println!(
-        "hot paths: 600,000 metric recordings, 20,000 log events and the request middleware \
-         over 20,000 requests allocated nothing; spans allocated only their listed blocks"
+        "hot paths: 600,000 metric recordings, 1,000 clones of the catalogue, 20,000 log \
+         events and the request middleware over 20,000 requests allocated nothing; spans allocated only their listed blocks"
     );
 }
 
@@ -74,6 +75,24 @@ fn metric_recording_does_not_allocate_once_warm() {
         blocks_allocated() - before,
         0,
         "600,000 recordings through resolved handles allocated"
+    );
+}
+
+/// Per-request state holds the catalogue (axum clones a handler's state, and each middleware's,
+/// for every request): a clone must be a reference count, not a copy of its sixty handles and
+/// configured label sets, which took about thirty heap blocks and 2.6 µs a clone.
+fn cloning_the_catalogue_allocates_nothing() {
+    let metrics = TradingMetrics::new(&Registry::new(), &CatalogueConfig::default()).unwrap();
+    let before = blocks_allocated();
+    for _ in 0..1_000 {
+        let clone = std::hint::black_box(metrics.clone());
+        let api = std::hint::black_box(clone.api.clone());
+        drop((clone, api));
+    }
+    assert_eq!(
+        blocks_allocated() - before,
+        0,
+        "1,000 clones of the catalogue and of its API metrics allocated"
     );
 }
 

@@ -8,6 +8,7 @@
 mod platform;
 mod trading;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::metrics::{
@@ -318,9 +319,32 @@ pub const DEFAULT_SYMBOLS: &[&str] = &[
     "GBPJPY",
 ];
 
-/// Every family of the catalogue, registered in one registry.
+/// Every family of the catalogue, registered in one registry: a handle to its [`Catalogue`],
+/// whose sections and methods it gives through `Deref` (`metrics.orders.filled(..)`).
+///
+/// Cloning it is one reference-count increment, so it can sit in per-request state (an axum
+/// `State`, which axum clones for every request) and in every task. Why: the catalogue holds
+/// some sixty handles and the configured symbol and LP sets; a clone of all of them took
+/// 2.6–2.8 µs and about thirty heap blocks, and the engine, cloning it into each request's
+/// state, spent a sixth of its CPU under load on those clones and their drops
+/// (`BENCHMARKS.md`, The engine under load).
 #[derive(Clone, Debug)]
 pub struct TradingMetrics {
+    catalogue: Arc<Catalogue>,
+}
+
+impl std::ops::Deref for TradingMetrics {
+    type Target = Catalogue;
+
+    fn deref(&self) -> &Catalogue {
+        &self.catalogue
+    }
+}
+
+/// The catalogue's sections and the configured label sets, reached through a
+/// [`TradingMetrics`] handle.
+#[derive(Debug)]
+pub struct Catalogue {
     registry: Registry,
     symbols: ConfiguredValues,
     lps: ConfiguredValues,
@@ -358,7 +382,7 @@ impl TradingMetrics {
         let off = Registry::disabled();
         let sections = config.sections;
         let on = |wanted: bool| if wanted { registry } else { &off };
-        let metrics = Self {
+        let catalogue = Catalogue {
             orders: OrderMetrics::new(on(sections.orders), &symbols, config)?,
             lp: LpMetrics::new(on(sections.lps), &symbols, &config.lps)?,
             websocket: WebSocketMetrics::new(on(sections.websocket))?,
@@ -375,9 +399,13 @@ impl TradingMetrics {
         if sections.runtime {
             register_process_collector(registry)?;
         }
-        Ok(metrics)
+        Ok(Self {
+            catalogue: Arc::new(catalogue),
+        })
     }
+}
 
+impl Catalogue {
     /// The registry the catalogue lives in (to encode it, or to add your own families).
     pub fn registry(&self) -> &Registry {
         &self.registry

@@ -20,8 +20,17 @@ use crate::metrics::{
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// The REST API: requests by method, route template and status.
+///
+/// Cloning it is one reference-count increment: the request middleware's state is a clone of
+/// it, and axum clones a middleware's state for every request.
 #[derive(Clone, Debug)]
 pub struct ApiMetrics {
+    series: Arc<ApiSeries>,
+}
+
+/// The families and handles behind an [`ApiMetrics`].
+#[derive(Debug)]
+struct ApiSeries {
     requests: Dynamic<Counter>,
     duration: Dynamic<Histogram>,
     /// Each route's handles, resolved from the two families once: a request then finds them
@@ -157,7 +166,7 @@ impl RouteTable {
 impl ApiMetrics {
     pub(crate) fn new(r: &Registry, config: &CatalogueConfig) -> Result<Self, RegistryError> {
         let route_cap = Some(config.route_cap);
-        Ok(Self {
+        let series = ApiSeries {
             routes: Arc::new(RouteTable::new(config.route_cap)),
             requests: r.dynamic(
                 spec_counter(
@@ -195,6 +204,9 @@ impl ApiMetrics {
                 ),
                 [&names_of::<ConnectionCloseReason>()],
             )?,
+        };
+        Ok(Self {
+            series: Arc::new(series),
         })
     }
 
@@ -210,9 +222,9 @@ impl ApiMetrics {
     /// room for (only possible past the cap), further routes share one entry whose span name
     /// is the method alone, as OpenTelemetry names a server span without a route.
     pub(crate) fn route(&self, method: HttpMethod, route: &str) -> &RouteRequests {
-        let slot = self.routes.slot(route);
+        let slot = self.series.routes.slot(route);
         slot.methods[method.index()].get_or_init(|| {
-            let overflowed = std::ptr::eq(slot, &self.routes.overflow);
+            let overflowed = std::ptr::eq(slot, &self.series.routes.overflow);
             let span_name = if overflowed {
                 method.as_str().into()
             } else {
@@ -224,32 +236,33 @@ impl ApiMetrics {
                 span_name,
                 route: slot.route.clone(),
                 method,
-                duration: self.duration.get(&[method.as_str(), label]),
+                duration: self.series.duration.get(&[method.as_str(), label]),
                 statuses: std::array::from_fn(|_| OnceLock::new()),
-                requests: self.requests.clone(),
+                requests: self.series.requests.clone(),
             })
         })
     }
 
     /// The request counter for one label set.
     pub fn requests(&self, method: HttpMethod, route: &str, status: u16) -> Counter {
-        self.requests
+        self.series
+            .requests
             .get(&[method.as_str(), route, itoa::Buffer::new().format(status)])
     }
 
     /// Marks a request in flight until the guard drops.
     pub fn in_flight(&self) -> InFlight {
-        self.in_flight.track_in_flight()
+        self.series.in_flight.track_in_flight()
     }
 
     /// Counts a connection as open until the guard drops: hold it as long as the socket.
     pub fn connection(&self) -> InFlight {
-        self.connections_active.track_in_flight()
+        self.series.connections_active.track_in_flight()
     }
 
     /// Counts a connection the server closed itself, and why.
     pub fn record_connection_closed(&self, reason: ConnectionCloseReason) {
-        self.connections_closed.get([reason.index()]).inc();
+        self.series.connections_closed.get([reason.index()]).inc();
     }
 }
 
@@ -599,7 +612,7 @@ mod tests {
             "the third route is past the cap of 2"
         );
         assert_eq!(api.route(HttpMethod::Get, "/c").span_name(), "GET /c");
-        assert_eq!(api.requests.len(), 3, "no series beyond the cap");
+        assert_eq!(api.series.requests.len(), 3, "no series beyond the cap");
     }
 
     #[test]
@@ -621,7 +634,7 @@ mod tests {
             "POST",
             "a span named by the method alone"
         );
-        assert_eq!(api.requests.len(), 3);
+        assert_eq!(api.series.requests.len(), 3);
     }
 
     #[test]
