@@ -229,9 +229,17 @@ impl SpanStore {
 
     /// A free slot: the thread's, else a batch from the shared list, else a new one.
     fn take_slot(&self, thread: &mut ThreadSpans) -> usize {
-        if let Some(index) = thread.free.pop() {
-            return index as usize;
+        match thread.free.pop() {
+            Some(index) => index as usize,
+            None => self.take_shared_or_new_slot(thread),
         }
+    }
+
+    /// The thread has no free slot: out of line, so that opening a span with one (nearly every
+    /// span once a thread has closed a few) saves no registers for this.
+    #[cold]
+    #[inline(never)]
+    fn take_shared_or_new_slot(&self, thread: &mut ThreadSpans) -> usize {
         {
             let mut shared = lock(&self.shared_free);
             if let Some(index) = shared.pop() {
