@@ -701,7 +701,23 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn file(text: &str) -> PathBuf {
+    /// A config file in the temporary directory, removed when dropped (each run of these
+    /// tests left its files behind).
+    struct ConfigFile(PathBuf);
+
+    impl ConfigFile {
+        fn path(&self) -> PathBuf {
+            self.0.clone()
+        }
+    }
+
+    impl Drop for ConfigFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn file(text: &str) -> ConfigFile {
         // Tests run in parallel: each file gets a name of its own.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
@@ -710,7 +726,7 @@ mod tests {
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::write(&path, text).unwrap();
-        path
+        ConfigFile(path)
     }
 
     #[test]
@@ -725,7 +741,7 @@ mod tests {
     /// The error loading a file with `text` gives.
     fn refused(text: &str) -> ConfigError {
         Config::load(&Settings {
-            config: Some(file(text)),
+            config: Some(file(text).path()),
             ..Default::default()
         })
         .unwrap_err()
@@ -739,7 +755,7 @@ mod tests {
                 .openmetrics_created
         );
         let off = Config::load(&Settings {
-            config: Some(file("[metrics]\nopenmetrics_created = false\n")),
+            config: Some(file("[metrics]\nopenmetrics_created = false\n").path()),
             ..Default::default()
         })
         .unwrap();
@@ -770,7 +786,7 @@ mod tests {
              [alerts]\nalertmanager_bearer_token = \"am-bearer-secret\"\n",
         );
         let settings = Settings {
-            config: Some(path.clone()),
+            config: Some(path.path()),
             metrics_token: Some("m-secret".into()),
             admin_token: Some("a-secret".into()),
             database_url: Some("postgres://rtx:pg-secret@127.0.0.1:5432/rtx".into()),
@@ -797,7 +813,7 @@ mod tests {
             format!("{config:?}"),
             format!("{config:#?}"),
             format!("{settings:?}"),
-            format!("{:?}", read_file(&path).unwrap()),
+            format!("{:?}", read_file(&path.path()).unwrap()),
         ]
         .join("\n");
         for secret in [
@@ -839,7 +855,7 @@ mod tests {
             ),
         ] {
             let err = Config::load(&Settings {
-                config: Some(file(text)),
+                config: Some(file(text).path()),
                 ..Default::default()
             })
             .unwrap_err();
@@ -869,7 +885,7 @@ mod tests {
     fn flags_win_over_the_file() {
         let path = file("listen_addr = \"127.0.0.1:1\"\nsymbols = [\"EURUSD\"]\n");
         let settings = Settings {
-            config: Some(path),
+            config: Some(path.path()),
             listen_addr: Some("127.0.0.1:2".into()),
             ..Default::default()
         };
@@ -927,12 +943,12 @@ mod tests {
             "management_addr = \"127.0.0.1:7998\"\n[http]\nheader_read_timeout = \"2s\"\nidle_timeout = \"30s\"\nrequest_timeout = \"500ms\"\nmax_connections = 100\nmax_websocket_clients = 10\nmanagement_max_connections = 8\n",
         );
         let config = Config::load(&Settings {
-            config: Some(path.clone()),
+            config: Some(path.path()),
             http_max_connections: Some(200),
             ..Default::default()
         })
         .unwrap();
-        let _ = std::fs::remove_file(path);
+        drop(path);
         assert_eq!(
             config.http,
             HttpConfig {
