@@ -191,6 +191,22 @@ impl ThreadSpans {
     }
 }
 
+/// A thread's stack of entered spans is full (16 deep at first): out of line, so that entering
+/// a span saves no registers for the growth.
+#[cold]
+#[inline(never)]
+fn grow_and_push(entered: &mut Vec<Entered>, span: Entered) {
+    entered.push(span);
+}
+
+/// A span left while spans entered after it are still entered (futures polled out of order):
+/// out of line, as [`grow_and_push`] is.
+#[cold]
+#[inline(never)]
+fn remove_inner(entered: &mut Vec<Entered>, at: usize) {
+    entered.remove(at);
+}
+
 /// The page and offset of slot `index`.
 fn locate(index: usize) -> (usize, usize) {
     let shifted = index + (1 << FIRST_PAGE_BITS);
@@ -607,10 +623,15 @@ impl Subscriber for SpanLogSubscriber {
     fn enter(&self, id: &Id) {
         self.with_thread(|thread| {
             let again = thread.entered.iter().any(|e| e.id == *id);
-            thread.entered.push(Entered {
+            let entered = Entered {
                 id: id.clone(),
                 again,
-            });
+            };
+            if thread.entered.len() < thread.entered.capacity() {
+                thread.entered.push(entered);
+            } else {
+                grow_and_push(&mut thread.entered, entered);
+            }
         });
     }
 
@@ -622,7 +643,7 @@ impl Subscriber for SpanLogSubscriber {
                 if at + 1 == entered.len() {
                     entered.pop();
                 } else {
-                    entered.remove(at);
+                    remove_inner(entered, at);
                 }
             }
         });
@@ -679,6 +700,32 @@ mod tests {
                 expected = (expected.0 + 1, 0);
             }
         }
+    }
+
+    /// Past the entered stack's first capacity (16), and spans left out of order (as futures
+    /// polled in turn leave theirs): the current span is always the innermost still entered.
+    #[test]
+    fn deep_and_out_of_order_entries_keep_the_innermost_span_current() {
+        let subscriber = SpanLogSubscriber::new(SpanLayer::new(0.0, None));
+        tracing::subscriber::with_default(subscriber, || {
+            let spans: Vec<tracing::Span> = (0..40)
+                .map(|depth| tracing::info_span!("nested", depth))
+                .collect();
+            let guards: Vec<_> = spans.iter().map(tracing::Span::enter).collect();
+            assert_eq!(tracing::Span::current().id(), spans[39].id());
+            let mut guards: Vec<Option<_>> = guards.into_iter().map(Some).collect();
+            // Leave span 10 while 11..40 are still entered: 39 stays current.
+            drop(guards[10].take());
+            assert_eq!(tracing::Span::current().id(), spans[39].id());
+            // Leave the innermost: 38 is current, and so on down to 11.
+            for depth in (12..40).rev() {
+                drop(guards[depth].take());
+                assert_eq!(tracing::Span::current().id(), spans[depth - 1].id());
+            }
+            // Past the hole at 10: 9 is current.
+            drop(guards[11].take());
+            assert_eq!(tracing::Span::current().id(), spans[9].id());
+        });
     }
 
     /// Opens a span with nothing to take out when it closes, in a slot of `thread`'s.
