@@ -41,6 +41,15 @@ bearer = "{METRICS_TOKEN}"
 [[operations]]
 include-path = "/ws/quotes"
 checks.positive_data_acceptance.enabled = false
+
+# `/ready` answers 503 while no LP is connected: the documented answer a load balancer acts on,
+# not a server error. The fuzzer reaches that state itself, through the admin endpoint that
+# disconnects an LP (it learns the LPs' names from the answers), and then its "no 5xx" check
+# failed on `/ready` (seen once in a fresh-clone run). Every other check still runs on it: the
+# 503 must be documented, with the documented body.
+[[operations]]
+include-path = "/ready"
+checks.not_a_server_error.enabled = false
 "#
     )
 }
