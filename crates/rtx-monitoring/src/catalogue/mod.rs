@@ -320,7 +320,7 @@ pub const DEFAULT_SYMBOLS: &[&str] = &[
 ];
 
 /// Every family of the catalogue, registered in one registry: a handle to its [`Catalogue`],
-/// whose sections and methods it gives through `Deref` (`metrics.orders.filled(..)`).
+/// whose sections and methods it gives through `Deref` (`metrics.orders.record_execution(..)`).
 ///
 /// Cloning it is one reference-count increment, so it can sit in per-request state (an axum
 /// `State`, which axum clones for every request) and in every task. Why: the catalogue holds
