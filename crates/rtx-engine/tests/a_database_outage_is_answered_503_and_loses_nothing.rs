@@ -56,7 +56,7 @@ fn assert_restart_holds_exactly(
 #[test]
 fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
     let mut pg = PgCluster::start();
-    let (dir, cfg) = rtx_testkit::config_file(
+    let (_dir, cfg) = rtx_testkit::config_file(
         "db-outage",
         "[health]\ninterval_ms = 200\ntimeout_ms = 1000\n",
     );
@@ -115,7 +115,6 @@ fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
 
     // Restart on the same database: exactly the acknowledged orders are there.
     assert_restart_holds_exactly(engine, &http, acknowledged);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// SQLite locked by another process (as a backup tool or a stray `sqlite3` shell would): the
@@ -123,7 +122,7 @@ fn a_database_outage_is_answered_503_and_nothing_is_half_written() {
 /// and when the lock goes the engine takes orders again, having stored exactly the acknowledged.
 #[test]
 fn a_locked_sqlite_database_is_answered_503_and_readiness_follows_it() {
-    let (dir, cfg) = rtx_testkit::config_file(
+    let (_dir, cfg) = rtx_testkit::config_file(
         "db-lock",
         "[health]\ninterval_ms = 200\ntimeout_ms = 1000\n",
     );
@@ -184,5 +183,4 @@ fn a_locked_sqlite_database_is_answered_503_and_readiness_follows_it() {
     wait_for_ready_status(&engine, 200);
 
     assert_restart_holds_exactly(engine, &http, acknowledged);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rtx_testkit::{get_json, run_schemathesis, scratch_dir, Engine};
+use rtx_testkit::{get_json, run_schemathesis, Engine, ScratchDir};
 
 const ADMIN_TOKEN: &str = "fuzz-admin-token";
 const METRICS_TOKEN: &str = "fuzz-metrics-token";
@@ -124,7 +124,7 @@ fn an_undocumented_status_code_makes_the_fuzzer_fail() {
         responses.as_object_mut().unwrap().remove("404").is_some(),
         "the document lists 404 for an unknown account: {responses}"
     );
-    let dir = scratch_dir("undocumented-status");
+    let dir = ScratchDir::new("undocumented-status");
     let path = dir.join("openapi.json");
     std::fs::write(&path, serde_json::to_vec(&document).unwrap()).unwrap();
     let base = engine.url("");
@@ -145,7 +145,6 @@ fn an_undocumented_status_code_makes_the_fuzzer_fail() {
         ],
         RUN_LIMIT,
     );
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         !report.passed,
         "the fuzzer passed an answer the document does not list:\n{}",

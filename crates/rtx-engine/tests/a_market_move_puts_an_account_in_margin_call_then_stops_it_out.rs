@@ -45,7 +45,7 @@ fn eurusd_position(client: &reqwest::blocking::Client, engine: &Engine) -> Optio
 
 #[test]
 fn a_falling_market_calls_margin_then_stops_the_account_out() {
-    let (dir, config) = rtx_testkit::config_file("margin-call", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("margin-call", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config), ("RTX_ADMIN_TOKEN", TOKEN)],
@@ -129,5 +129,4 @@ fn a_falling_market_calls_margin_then_stops_the_account_out() {
         metric_sum(&engine.scrape(), "rtx_accounts_in_margin_call", &[]) == 0.0
     });
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -29,7 +29,7 @@ async fn scrape_sum(engine: &Engine, name: &str, labels: &[(&str, &str)]) -> f64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_and_counted() {
-    let (dir, config) = rtx_testkit::config_file("slow-websocket", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("slow-websocket", CONFIG);
     let engine = Engine::start(env!("CARGO_BIN_EXE_rtx-engine"), &[("RTX_CONFIG", &config)]);
 
     // The slow client: a small receive buffer, a completed handshake, then no reads at all.
@@ -97,5 +97,4 @@ async fn a_client_that_stops_reading_is_closed_and_counted() {
     drop(stalled);
     reader.abort();
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }

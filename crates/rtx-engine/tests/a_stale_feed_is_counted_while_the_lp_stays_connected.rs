@@ -25,7 +25,7 @@ stale_after_secs = 2
 
 #[test]
 fn stale_quotes_are_refused_and_counted_per_lp() {
-    let (dir, config) = rtx_testkit::config_file("stale-config", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("stale-config", CONFIG);
     let engine = Engine::start(env!("CARGO_BIN_EXE_rtx-engine"), &[("RTX_CONFIG", &config)]);
     let http = blocking_client();
     let body = market_order("demo-1", "EURUSD", "buy", 0.1);
@@ -96,5 +96,4 @@ fn stale_quotes_are_refused_and_counted_per_lp() {
             "{lp}: one symbol looked at, one stale quote"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

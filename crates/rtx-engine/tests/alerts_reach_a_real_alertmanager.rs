@@ -84,7 +84,7 @@ fn notifications(engine: &Engine, outcome: &str) -> f64 {
     )
 }
 
-fn engine(am: SocketAddr) -> (Engine, std::path::PathBuf) {
+fn engine(am: SocketAddr) -> (Engine, rtx_testkit::ScratchDir) {
     let (dir, cfg) = rtx_testkit::config_file("am-config", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
@@ -103,7 +103,7 @@ fn engine(am: SocketAddr) -> (Engine, std::path::PathBuf) {
 fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
     let am_addr = free_port();
     let _am = Alertmanager::start(am_addr);
-    let (engine, dir) = engine(am_addr);
+    let (engine, _dir) = engine(am_addr);
     let http = blocking_client();
     // Taken before the request, inside which the engine disconnects: the time since `before`
     // is never less than the time since the disconnect, so a look that ends less than `FOR`
@@ -184,13 +184,12 @@ fn lp_disconnected_fires_after_its_for_and_resolves_in_alertmanager() {
     let alerts = engine_alerts(&engine);
     assert_eq!(alerts["history"][0]["state"], "resolved", "{alerts}");
     assert_eq!(alerts["history"][1]["state"], "firing", "{alerts}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn an_alertmanager_started_late_still_receives_the_alert() {
     let am_addr = free_port();
-    let (engine, dir) = engine(am_addr);
+    let (engine, _dir) = engine(am_addr);
     lp_admin(&blocking_client(), &engine, "t", "LMAX", "disconnect");
     // Past the `for`, the engine fires and fails to notify nobody-home.
     wait_until(
@@ -204,14 +203,13 @@ fn an_alertmanager_started_late_still_receives_the_alert() {
         "the alert reaching a late Alertmanager",
         || lmax_active(am_addr),
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Alertmanager behind TLS (a private CA) and basic auth, as the seed's "secure channels" ask:
 /// the engine's notifications are accepted with the right password and refused with a wrong one.
 #[test]
 fn alerts_reach_an_alertmanager_over_https_with_basic_auth() {
-    let dir = rtx_testkit::scratch_dir("am-tls");
+    let dir = rtx_testkit::ScratchDir::new("am-tls");
     let run = |program: &str, args: &[&str]| {
         let out = std::process::Command::new(rtx_testkit::tool("RTX_NO_OVERRIDE", program))
             .args(args)
@@ -323,5 +321,4 @@ fn alerts_reach_an_alertmanager_over_https_with_basic_auth() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

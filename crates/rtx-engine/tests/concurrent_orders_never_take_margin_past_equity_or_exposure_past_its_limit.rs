@@ -52,7 +52,7 @@ fn filled(answers: &[Value]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_orders_never_use_more_margin_than_the_account_has() {
     let config = format!("sim_order_rate = 0.0\n{LPS_ALWAYS_FILL}");
-    let (dir, config) = rtx_testkit::config_file("margin-race", &config);
+    let (_dir, config) = rtx_testkit::config_file("margin-race", &config);
     let engine = Arc::new(Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config)],
@@ -103,7 +103,6 @@ async fn racing_orders_never_use_more_margin_than_the_account_has() {
         );
     }
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -113,7 +112,7 @@ async fn racing_orders_never_take_net_exposure_past_its_limit() {
     let config = format!(
         "sim_order_rate = 0.0\n\n[trading]\ndemo_balance = 10000000.0\nmax_net_exposure_usd = 3000000.0\n{LPS_ALWAYS_FILL}"
     );
-    let (dir, config) = rtx_testkit::config_file("exposure-race", &config);
+    let (_dir, config) = rtx_testkit::config_file("exposure-race", &config);
     let engine = Arc::new(Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config)],
@@ -171,5 +170,4 @@ async fn racing_orders_never_take_net_exposure_past_its_limit() {
         (300 - fills) as f64
     );
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -56,7 +56,7 @@ fn limit_order(account: &str, price: f64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_reason_and_channel_the_engine_exports_is_one_it_records() {
-    let (dir, config) = rtx_testkit::config_file("reasons-config", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("reasons-config", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config), ("RTX_ADMIN_TOKEN", ADMIN_TOKEN)],
@@ -138,5 +138,4 @@ async fn each_reason_and_channel_the_engine_exports_is_one_it_records() {
             "{family} exports {label} values no path recorded: {dead:?}\n{values:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -58,7 +58,7 @@ fn family_of(sample: &Sample, families: &[String]) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_is_exported_and_fed_within_a_minute() {
-    let (dir, config) = rtx_testkit::config_file("live-config", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("live-config", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[
@@ -143,5 +143,4 @@ async fn every_family_is_exported_and_fed_within_a_minute() {
         })
         .await;
     reader.abort();
-    let _ = std::fs::remove_dir_all(dir);
 }

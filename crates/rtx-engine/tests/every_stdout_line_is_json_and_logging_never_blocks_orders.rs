@@ -139,7 +139,7 @@ async fn every_line_is_a_json_object_with_the_spec_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdout_nobody_reads_never_slows_orders_and_drops_are_counted_then_reported() {
-    let (dir, cfg) = rtx_testkit::config_file("log-config", "[logging]\nbuffer_bytes = 65536\n");
+    let (_dir, cfg) = rtx_testkit::config_file("log-config", "[logging]\nbuffer_bytes = 65536\n");
     let mut engine =
         Engine::start_capturing(ENGINE, &[("RTX_SIM_ORDER_RATE", "0"), ("RTX_CONFIG", &cfg)]);
     let stdout = engine.take_stdout().unwrap();
@@ -189,7 +189,6 @@ async fn a_stdout_nobody_reads_never_slows_orders_and_drops_are_counted_then_rep
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["event"], "log_dropped");
     assert!(v["dropped"].as_u64().unwrap() > 0);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

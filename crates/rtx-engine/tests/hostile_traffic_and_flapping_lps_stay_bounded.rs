@@ -15,7 +15,7 @@ const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 
 #[test]
 fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
-    let (dir, cfg) = rtx_testkit::config_file(
+    let (_dir, cfg) = rtx_testkit::config_file(
         "flap",
         "alert_eval_interval = \"200ms\"\n[health]\nlp_interval_ms = 100\n",
     );
@@ -70,7 +70,6 @@ fn an_lp_flapping_a_hundred_times_leaves_metrics_and_readiness_consistent() {
             }
         },
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -41,7 +41,7 @@ async fn gaps(engine: &Engine) -> [f64; 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_gaps_are_counted_exactly_while_orders_and_quotes_race() {
-    let (dir, config) = rtx_testkit::config_file("sequence-gaps", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("sequence-gaps", CONFIG);
     let engine = Arc::new(Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config), ("RTX_ADMIN_TOKEN", TOKEN)],
@@ -101,5 +101,4 @@ async fn injected_gaps_are_counted_exactly_while_orders_and_quotes_race() {
         "OANDA, LMAX, CURRENEX"
     );
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -53,7 +53,7 @@ fn firing(engine: &Engine) -> Vec<serde_json::Value> {
 
 #[test]
 fn exposure_past_the_warning_share_of_a_small_limit_fires_net_exposure_high() {
-    let (dir, config) = rtx_testkit::config_file("exposure-config", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("exposure-config", CONFIG);
     let engine = Engine::start(ENGINE, &[("RTX_CONFIG", &config)]);
     let http = blocking_client();
     let fired = "rtx_alerts_fired_total{alertname=\"NetExposureHigh\",severity=\"warning\"}";
@@ -149,5 +149,4 @@ fn exposure_past_the_warning_share_of_a_small_limit_fires_net_exposure_high() {
         rules.contains(&format!("abs(rtx_net_exposure) > {THRESHOLD}")),
         "NetExposureHigh renders the configured limit's threshold:\n{rules}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

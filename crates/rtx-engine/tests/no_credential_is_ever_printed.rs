@@ -70,7 +70,7 @@ fn check_config(env: &[(&str, &str)]) -> (bool, String) {
 #[test]
 fn check_config_shows_every_credential_redacted() {
     // Every credential from the environment, the bearer token from the file (its only source).
-    let (dir, cfg) = rtx_testkit::config_file(
+    let (_dir, cfg) = rtx_testkit::config_file(
         "no-credential-env",
         &format!("[alerts]\nalertmanager_bearer_token = \"{ALERTMANAGER_BEARER}\"\n"),
     );
@@ -90,10 +90,9 @@ fn check_config_shows_every_credential_redacted() {
         "the URLs are shown, with their passwords redacted:\n{text}"
     );
     assert_no_credential("check-config (environment)", &text);
-    let _ = std::fs::remove_dir_all(dir);
 
     // Every credential from the file.
-    let (dir, cfg) = rtx_testkit::config_file(
+    let (_dir, cfg) = rtx_testkit::config_file(
         "no-credential-file",
         &format!(
             "metrics_token = \"{METRICS_TOKEN}\"\n\
@@ -106,7 +105,6 @@ fn check_config_shows_every_credential_redacted() {
     let (ok, text) = check_config(&[("RTX_CONFIG", &cfg)]);
     assert!(ok, "check-config failed:\n{text}");
     assert_no_credential("check-config (file)", &text);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -127,12 +125,11 @@ fn a_refused_configuration_names_the_key_without_its_credential() {
         ("typo", format!("admin_tokn = \"{ADMIN_TOKEN}\"\n")),
         ("unquoted", format!("metrics_token = {METRICS_TOKEN}\n")),
     ] {
-        let (dir, cfg) = rtx_testkit::config_file(&format!("no-credential-{label}"), &toml);
+        let (_dir, cfg) = rtx_testkit::config_file(&format!("no-credential-{label}"), &toml);
         let (ok, text) = check_config(&[("RTX_CONFIG", &cfg)]);
         assert!(!ok, "{toml} was accepted:\n{text}");
         assert!(text.contains("line 1, column"), "{text}");
         assert_no_credential(&format!("a refused check-config ({label})"), &text);
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -170,7 +167,7 @@ fn engine_config() -> String {
 
 #[test]
 fn the_running_engine_logs_and_serves_no_credential() {
-    let (dir, cfg) = rtx_testkit::config_file("no-credential-engine", &engine_config());
+    let (_dir, cfg) = rtx_testkit::config_file("no-credential-engine", &engine_config());
     let alertmanager = alertmanager_url();
     let mut engine = Engine::start_capturing(
         ENGINE,
@@ -236,5 +233,4 @@ fn the_running_engine_logs_and_serves_no_credential() {
         assert!(log.contains(expected), "no `{expected}` in the log:\n{log}");
     }
     assert_no_credential("the engine's log", &log);
-    let _ = std::fs::remove_dir_all(dir);
 }

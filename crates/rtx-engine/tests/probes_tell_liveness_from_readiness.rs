@@ -18,7 +18,7 @@ const ENGINE: &str = env!("CARGO_BIN_EXE_rtx-engine");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
-    let (dir, cfg) = rtx_testkit::config_file("probe-config", "[health]\nlp_interval_ms = 100\n");
+    let (_dir, cfg) = rtx_testkit::config_file("probe-config", "[health]\nlp_interval_ms = 100\n");
     let engine = Engine::start(
         ENGINE,
         &[
@@ -50,7 +50,6 @@ async fn all_lps_down_fails_readiness_but_never_liveness_and_recovers() {
     }
     // Reconnecting takes each LP through `connecting`: readiness passes through degraded.
     wait_for_ready_verdict_async(&engine, 200, "healthy").await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +123,7 @@ async fn probe_bodies_follow_the_spec_and_the_ietf_draft() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readiness_off_for_the_drain_while_orders_complete() {
-    let (dir, cfg) = rtx_testkit::config_file(
+    let (_dir, cfg) = rtx_testkit::config_file(
         "drain-config",
         "[shutdown]\ndrain_delay_ms = 1500\ntimeout_ms = 8000\n\n[health]\nlp_interval_ms = 100\n",
     );
@@ -192,5 +191,4 @@ async fn sigterm_turns_readiness_off_for_the_drain_while_orders_complete() {
     );
     let code = tokio::task::block_in_place(|| engine.terminate(Duration::from_secs(10)));
     assert_eq!(code, Some(0));
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -233,7 +233,7 @@ fn with_native_histograms_on_every_latency_alert_fires_past_its_threshold() {
     }
     let names: Vec<&str> = rules.iter().map(|r| r.name).collect();
     assert!(names.len() >= 4, "latency rules: {names:?}");
-    let dir = rtx_testkit::scratch_dir("native-rules");
+    let dir = rtx_testkit::ScratchDir::new("native-rules");
     let rule_file = dir.join("latency_rules.yml");
     std::fs::write(
         &rule_file,
@@ -269,5 +269,4 @@ fn with_native_histograms_on_every_latency_alert_fires_past_its_threshold() {
             }
         },
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -61,7 +61,7 @@ fn wait_for_status(
 
 #[test]
 fn resting_orders_rest_survive_a_crash_and_fill_on_the_right_side_of_their_price() {
-    let (dir, config) = rtx_testkit::config_file("resting-orders", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("resting-orders", CONFIG);
     let env = [("RTX_CONFIG", config.as_str()), ("RTX_ADMIN_TOKEN", TOKEN)];
     let mut engine = Engine::start(env!("CARGO_BIN_EXE_rtx-engine"), &env);
     let client = blocking_client();
@@ -148,12 +148,11 @@ fn resting_orders_rest_survive_a_crash_and_fill_on_the_right_side_of_their_price
         );
     }
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn market_moves_need_the_admin_token_and_a_valid_price() {
-    let (dir, config) = rtx_testkit::config_file("price-admin", CONFIG);
+    let (_dir, config) = rtx_testkit::config_file("price-admin", CONFIG);
     let engine = Engine::start(
         env!("CARGO_BIN_EXE_rtx-engine"),
         &[("RTX_CONFIG", &config), ("RTX_ADMIN_TOKEN", TOKEN)],
@@ -219,5 +218,4 @@ fn market_moves_need_the_admin_token_and_a_valid_price() {
         .unwrap();
     assert_eq!(response.status(), 404);
     drop(engine);
-    let _ = std::fs::remove_dir_all(dir);
 }

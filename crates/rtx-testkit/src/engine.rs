@@ -3,7 +3,7 @@
 //! one-shot subcommands. Talking to it over HTTP lives in `client`, `orders` and `probes`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -42,13 +42,48 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     dir
 }
 
-/// Writes `toml` to `rtx.toml` in a fresh scratch directory; returns the directory (remove it
-/// when done) and the file's path, ready for `RTX_CONFIG`.
+/// A fresh scratch directory ([`scratch_dir`]) removed when dropped, so that a test that
+/// panics before its own clean-up leaves nothing behind either (failed runs had left dozens).
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// A fresh, empty directory named after `label`.
+    ///
+    /// # Panics
+    /// When the directory cannot be created.
+    pub fn new(label: &str) -> Self {
+        Self(scratch_dir(label))
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `toml` to `rtx.toml` in a fresh scratch directory; returns the directory (removed when
+/// dropped) and the file's path, ready for `RTX_CONFIG`.
 ///
 /// # Panics
 /// When the file cannot be written.
-pub fn config_file(label: &str, toml: &str) -> (PathBuf, String) {
-    let dir = scratch_dir(label);
+pub fn config_file(label: &str, toml: &str) -> (ScratchDir, String) {
+    let dir = ScratchDir::new(label);
     let path = dir.join("rtx.toml");
     std::fs::write(&path, toml).expect("write the engine's config file");
     (dir, path.to_string_lossy().into_owned())

@@ -41,7 +41,7 @@ pub use client::{
     async_client, blocking_client, get_json, get_json_async, inject_sequence_gap_async, lp_admin,
     lp_admin_async, move_price, REQUEST_TIMEOUT,
 };
-pub use engine::{config_file, engine_output, scratch_dir, Engine};
+pub use engine::{config_file, engine_output, scratch_dir, Engine, ScratchDir};
 pub use exposition::{metric_sum, parse_samples, Sample};
 pub use http::{http_get, http_get_ok};
 pub use orders::{market_order, post_order, post_order_async, wait_for_fill, wait_for_fill_async};
