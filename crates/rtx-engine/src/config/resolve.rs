@@ -701,32 +701,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    /// A config file in the temporary directory, removed when dropped (each run of these
-    /// tests left its files behind).
-    struct ConfigFile(PathBuf);
-
-    impl ConfigFile {
-        fn path(&self) -> PathBuf {
-            self.0.clone()
-        }
-    }
-
-    impl Drop for ConfigFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    fn file(text: &str) -> ConfigFile {
-        // Tests run in parallel: each file gets a name of its own.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "rtx-config-test-{}-{}.toml",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).unwrap();
-        ConfigFile(path)
+    /// `text` as a config file, in a scratch directory removed when the guard drops.
+    fn file(text: &str) -> (rtx_testkit::ScratchDir, PathBuf) {
+        let (dir, path) = rtx_testkit::config_file("config-test", text);
+        (dir, PathBuf::from(path))
     }
 
     #[test]
@@ -740,8 +718,9 @@ mod tests {
 
     /// The error loading a file with `text` gives.
     fn refused(text: &str) -> ConfigError {
+        let (_dir, path) = file(text);
         Config::load(&Settings {
-            config: Some(file(text).path()),
+            config: Some(path),
             ..Default::default()
         })
         .unwrap_err()
@@ -754,8 +733,9 @@ mod tests {
                 .unwrap()
                 .openmetrics_created
         );
+        let (_dir, path) = file("[metrics]\nopenmetrics_created = false\n");
         let off = Config::load(&Settings {
-            config: Some(file("[metrics]\nopenmetrics_created = false\n").path()),
+            config: Some(path),
             ..Default::default()
         })
         .unwrap();
@@ -780,13 +760,13 @@ mod tests {
     #[test]
     fn debug_output_never_shows_a_credential() {
         // Every credential, each a marker of its own; the bearer token only exists in the file.
-        let path = file(
+        let (_dir, path) = file(
             "metrics_token = \"file-m-secret\"\n\
              admin_token = \"file-a-secret\"\n\
              [alerts]\nalertmanager_bearer_token = \"am-bearer-secret\"\n",
         );
         let settings = Settings {
-            config: Some(path.path()),
+            config: Some(path.clone()),
             metrics_token: Some("m-secret".into()),
             admin_token: Some("a-secret".into()),
             database_url: Some("postgres://rtx:pg-secret@127.0.0.1:5432/rtx".into()),
@@ -813,7 +793,7 @@ mod tests {
             format!("{config:?}"),
             format!("{config:#?}"),
             format!("{settings:?}"),
-            format!("{:?}", read_file(&path.path()).unwrap()),
+            format!("{:?}", read_file(&path).unwrap()),
         ]
         .join("\n");
         for secret in [
@@ -854,8 +834,9 @@ mod tests {
                 "line 1, column 17: invalid type",
             ),
         ] {
+            let (_dir, path) = file(text);
             let err = Config::load(&Settings {
-                config: Some(file(text).path()),
+                config: Some(path),
                 ..Default::default()
             })
             .unwrap_err();
@@ -883,9 +864,9 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let path = file("listen_addr = \"127.0.0.1:1\"\nsymbols = [\"EURUSD\"]\n");
+        let (_dir, path) = file("listen_addr = \"127.0.0.1:1\"\nsymbols = [\"EURUSD\"]\n");
         let settings = Settings {
-            config: Some(path.path()),
+            config: Some(path),
             listen_addr: Some("127.0.0.1:2".into()),
             ..Default::default()
         };
@@ -939,16 +920,16 @@ mod tests {
         let defaults = Config::load(&Settings::default()).unwrap();
         assert_eq!(defaults.http, HttpConfig::default());
         assert_eq!(defaults.management_addr, None);
-        let path = file(
+        let (dir, path) = file(
             "management_addr = \"127.0.0.1:7998\"\n[http]\nheader_read_timeout = \"2s\"\nidle_timeout = \"30s\"\nrequest_timeout = \"500ms\"\nmax_connections = 100\nmax_websocket_clients = 10\nmanagement_max_connections = 8\n",
         );
         let config = Config::load(&Settings {
-            config: Some(path.path()),
+            config: Some(path),
             http_max_connections: Some(200),
             ..Default::default()
         })
         .unwrap();
-        drop(path);
+        drop(dir);
         assert_eq!(
             config.http,
             HttpConfig {
