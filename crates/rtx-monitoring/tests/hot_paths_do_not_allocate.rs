@@ -1,9 +1,10 @@
 //! The allocation claims, counted by a real heap profiler (`dhat` in testing mode) rather than
 //! argued from the code: recording through the catalogue's domain methods allocates nothing
-//! once a thread has recorded once, cloning the catalogue allocates nothing, a JSON log event allocates nothing once the thread's
-//! buffers are warm, neither on the recording thread nor on the writer thread, and the HTTP
-//! request middleware adds no allocation to a request once its route has been served. And a
-//! span allocates the blocks listed in `spans_allocate_a_bounded_number_of_blocks`, no more.
+//! once a thread has recorded once, cloning the catalogue allocates nothing, a JSON log event
+//! allocates nothing once the thread's buffers are warm, neither on the recording thread nor on
+//! the writer thread, and the HTTP request middleware adds no allocation to a request once its
+//! route has been served. And a span allocates the blocks listed in
+//! `spans_allocate_a_bounded_number_of_blocks`, no more.
 //!
 //! A plain `main` (the test is declared with `harness = false`): the profiler counts every
 //! thread of the process, so nothing but the code under test may run while it counts. Under
@@ -39,7 +40,8 @@ fn main() {
     spans_allocate_a_bounded_number_of_blocks();
     println!(
         "hot paths: 600,000 metric recordings, 1,000 clones of the catalogue, 20,000 log \
-         events and the request middleware over 20,000 requests allocated nothing; spans allocated only their listed blocks"
+         events and the request middleware over 20,000 requests allocated nothing; spans \
+         allocated only their listed blocks"
     );
 }
 
@@ -249,7 +251,6 @@ impl rtx_monitoring::trace::SpanSink for DiscardSpans {
     }
 }
 
-/// Heap blocks per span (three attributes, opened, entered, closed) through `subscriber`.
 /// [`blocks_per_span`] through a subscriber that also logs, its log writer kept running
 /// until the count is taken.
 fn blocks_per_logged_span(
@@ -261,6 +262,7 @@ fn blocks_per_logged_span(
     blocks
 }
 
+/// Heap blocks per span (three attributes, opened, entered, closed) through `subscriber`.
 fn blocks_per_span(subscriber: impl tracing::Subscriber + Send + Sync + 'static) -> u64 {
     const SPANS: u64 = 1_000;
     let span = || {
