@@ -668,20 +668,7 @@ macro_rules! fatal {
 mod tests {
     use super::*;
     use crate::metrics::TraceIds;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use rtx_testkit::CapturedLines;
 
     fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
         capture_text(f)
@@ -692,7 +679,7 @@ mod tests {
 
     /// The lines as written: a JSON parser would hide a repeated key by keeping one of them.
     fn capture_text(f: impl FnOnce()) -> String {
-        let out = Capture::default();
+        let out = CapturedLines::default();
         let config = LogConfig {
             sink: Sink::Writer(Box::new(out.clone())),
             ..LogConfig::new("svc", "1.2.3")
@@ -702,8 +689,7 @@ mod tests {
             tracing_subscriber::registry().with(layer.with_filter(parse_filter("debug").unwrap()));
         tracing::subscriber::with_default(subscriber, f);
         assert!(guard.flush(Duration::from_secs(5)));
-        let bytes = out.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        out.text()
     }
 
     #[test]
@@ -894,7 +880,7 @@ mod tests {
                 });
             }
         }
-        let out = Capture::default();
+        let out = CapturedLines::default();
         let config = LogConfig {
             sink: Sink::Writer(Box::new(out.clone())),
             ..LogConfig::new("svc", "1")
@@ -906,7 +892,7 @@ mod tests {
             tracing::info!("inside");
         });
         guard.flush(Duration::from_secs(5));
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["trace_id"], "ab".repeat(16));
         assert_eq!(line["span_id"], "01".repeat(8));
