@@ -8,11 +8,11 @@
 // A test's panics are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use rtx_monitoring::logging::{span_log_subscriber, LogConfig, Sink};
-use rtx_monitoring::trace::SpanLayer;
+use rtx_monitoring::trace::{AttributeValue, FinishedSpan, SpanLayer, SpanSink};
 use rtx_testkit::CapturedLines;
 
 /// Logs a line each time it is formatted.
@@ -39,7 +39,11 @@ fn fields_and_messages_that_log_while_formatted_finish_and_are_logged() {
         sink: Sink::Writer(Box::new(lines.clone())),
         ..LogConfig::new("rtx-engine", "0.1.0")
     };
-    let (subscriber, guard) = span_log_subscriber(config, None, SpanLayer::new(1.0, None)).unwrap();
+    // A sink, so that the sampled spans keep records (with no exporter they keep none).
+    let exported = Arc::new(Exported::default());
+    let sink = Arc::clone(&exported) as Arc<dyn SpanSink>;
+    let (subscriber, guard) =
+        span_log_subscriber(config, None, SpanLayer::new(1.0, Some(sink))).unwrap();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let (done, finished) = mpsc::channel();
@@ -71,5 +75,33 @@ fn fields_and_messages_that_log_while_formatted_finish_and_are_logged() {
         "\"message\":\"checked\"",
     ] {
         assert!(text.contains(expected), "no {expected} in:\n{text}");
+    }
+    // The sampled spans' records were written too: the recorded field and the event whose
+    // message logged while it was formatted.
+    let spans = exported.0.lock().unwrap();
+    let order = spans
+        .iter()
+        .find(|s| s.name == "order")
+        .expect("the order span was exported");
+    assert!(
+        order
+            .attributes
+            .iter()
+            .any(|(k, v)| *k == "account" && *v == AttributeValue::Str("loud".into())),
+        "{order:?}"
+    );
+    assert!(
+        order.events.iter().any(|(_, m)| m == "filled for loud"),
+        "{order:?}"
+    );
+}
+
+/// Keeps every span it is handed.
+#[derive(Default)]
+struct Exported(Mutex<Vec<FinishedSpan>>);
+
+impl SpanSink for Exported {
+    fn push(&self, span: FinishedSpan) {
+        self.0.lock().unwrap().push(span);
     }
 }

@@ -315,15 +315,25 @@ fn spans_allocate_a_bounded_number_of_blocks() {
     let sampled = blocks_per_span(tracing_subscriber::registry().with(spans(1.0)));
     let unsampled = blocks_per_span(tracing_subscriber::registry().with(spans(0.0)));
     let (ours_sampled, ours_unsampled) = (ours(1.0), ours(0.0));
+    // The engine with no collector configured: every span sampled, nothing exported.
+    let ours_sampled_no_sink = blocks_per_logged_span(
+        rtx_monitoring::logging::span_log_subscriber(config(), None, SpanLayer::new(1.0, None)),
+    );
     println!(
         "blocks per span: span layer {sampled} sampled, {unsampled} unsampled; \
          engine stack as layers {engine_sampled} sampled, {engine_unsampled} unsampled; \
-         SpanLogSubscriber {ours_sampled} sampled, {ours_unsampled} unsampled"
+         SpanLogSubscriber {ours_sampled} sampled, {ours_unsampled} unsampled, \
+         {ours_sampled_no_sink} sampled with nothing to export to"
     );
     // The pooled record is reused: an unsampled span allocates nothing, a sampled one only
-    // what it hands to the exporter (its attribute vector and its two string values).
+    // what it hands to the exporter (its attribute vector and its two string values), and a
+    // sampled one with no exporter builds no record to hand over.
     assert_eq!(ours_unsampled, 0, "SpanLogSubscriber, unsampled");
     assert_eq!(ours_sampled, 3, "SpanLogSubscriber, sampled");
+    assert_eq!(
+        ours_sampled_no_sink, 0,
+        "SpanLogSubscriber, sampled with no sink"
+    );
     // What each block is, so that a new one is a decision, not an accident: the span layer's
     // state (a boxed registry extension) for every span; for a sampled span also its attribute
     // vector and one copy per string attribute (two here: string values come without a

@@ -160,7 +160,8 @@ impl std::fmt::Debug for SpanLayer {
 
 impl SpanLayer {
     /// A layer sampling root traces at `ratio` (0.0–1.0) and handing sampled spans to `sink`
-    /// (`None`: ids are still assigned, for logs and exemplars, but nothing is exported).
+    /// (`None`: ids and the sampled flag are still assigned, for logs, exemplars and the
+    /// `traceparent` of outgoing calls, but no span keeps a record: nothing is exported).
     ///
     /// It also makes the sampled span the exemplar source of every histogram built
     /// `with_exemplars()`: observations inside a sampled span carry its ids with no further
@@ -431,9 +432,13 @@ impl SpanLayer {
         let ids = TraceIds { trace_id, span_id };
         // Unsampled spans keep their ids (for logs) and nothing else: no attributes, no clock,
         // and no write to `finished` (clearing it costs a check and a drop the profile showed).
+        // Nor does a sampled span when nothing exports: it keeps its sampled flag (passed on
+        // in `traceparent`, and what exemplars look for), but a record that no sink takes would
+        // cost its attributes, clock reads and event messages for nothing. The engine runs so
+        // by default (no collector configured), every span sampled.
         identity.ids = ids;
         identity.flags = flags;
-        if flags & FLAG_SAMPLED == 0 {
+        if flags & FLAG_SAMPLED == 0 || self.sink.is_none() {
             identity.trace_state = trace_state;
             return;
         }
