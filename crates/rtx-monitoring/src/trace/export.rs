@@ -1,10 +1,12 @@
 //! OTLP/HTTP export (protobuf, `POST {endpoint}/v1/traces`) from a bounded queue: a full queue
 //! or an unreachable collector drops spans and counts them, never slows the caller, and memory
-//! stays bounded by the queue. Shutdown flushes within a deadline and never hangs.
+//! stays bounded by the queue. While the collector fails, exports pause (see [`Backoff`]), so
+//! that an outage costs no encoding per span. Shutdown flushes within a deadline and never
+//! hangs.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -35,10 +37,13 @@ pub struct OtlpConfig {
     pub interval: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Longest pause of exports after failures in a row (the first pause is `interval`).
+    pub max_backoff: Duration,
 }
 
 impl OtlpConfig {
-    /// Defaults: 8,192 queued spans, export every second, 5 s timeout.
+    /// Defaults: 8,192 queued spans, export every second, 5 s timeout, pauses of up to 10 s
+    /// while the collector fails.
     pub fn new(endpoint: &str, service_name: &str, service_version: &str) -> Self {
         Self {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
@@ -47,7 +52,54 @@ impl OtlpConfig {
             queue_capacity: 8192,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
         }
+    }
+}
+
+/// The pause of exports after a failed one. Every batch sent to a collector that is down is
+/// encoded for nothing: with one attempt per batch, an unreachable collector cost the engine as
+/// much CPU per order as a live one (BENCHMARKS.md, Span export on the order path). So after a
+/// failure, batches are dropped and counted without being encoded or sent until the pause ends;
+/// the next batch then tries the collector again. The pause starts at the export interval,
+/// doubles with each failure in a row up to `max_backoff`, and a success ends it. The spans of
+/// a pause would have been lost anyway (a failed batch is not retried); what a pause adds is at
+/// most `max_backoff` of spans after the collector is back.
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    /// The length of the next pause.
+    next: Duration,
+    /// When the current pause ends; `None` while the collector answers.
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max: max.max(first),
+            next: first,
+            until: None,
+        }
+    }
+
+    /// Whether exports are paused at `now`.
+    fn paused(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+
+    /// An export failed at `now`: pause, for twice as long as last time (up to the maximum).
+    fn failed(&mut self, now: Instant) {
+        self.until = Some(now + self.next);
+        self.next = (self.next * 2).min(self.max);
+    }
+
+    /// An export succeeded: no pause, and the next failure pauses for the shortest time again.
+    fn succeeded(&mut self) {
+        self.until = None;
+        self.next = self.first;
     }
 }
 
@@ -225,7 +277,7 @@ impl OtlpExporter {
                 error = %error,
                 failed_batches = batches,
                 dropped_spans = dropped,
-                "span export to the OTLP collector failed; spans are dropped (counted in rtx_spans_dropped_total)"
+                "span export to the OTLP collector failed; spans are dropped (counted in rtx_spans_dropped_total), and exports pause while it fails"
             );
         }
     }
@@ -268,10 +320,11 @@ impl OtlpExporter {
         request.encode_to_vec()
     }
 
-    async fn send(&self, client: &reqwest::Client, spans: Vec<FinishedSpan>) {
+    /// Sends `spans` and answers whether the collector took them (true for none to send).
+    async fn send(&self, client: &reqwest::Client, spans: Vec<FinishedSpan>) -> bool {
         let n = spans.len() as u64;
         if n == 0 {
-            return;
+            return true;
         }
         let body = self.encode(spans);
         let result = client
@@ -281,10 +334,30 @@ impl OtlpExporter {
             .send()
             .await;
         match result {
-            Ok(r) if r.status().is_success() => self.exported.inc_by(n),
+            Ok(r) if r.status().is_success() => {
+                self.exported.inc_by(n);
+                return true;
+            }
             Ok(r) => self.export_failed(n, &format_args!("the collector answered {}", r.status())),
             // The URL is logged once, without credentials, as `endpoint`.
             Err(e) => self.export_failed(n, &e.without_url()),
+        }
+        false
+    }
+
+    /// Sends `batch`, or drops and counts it unsent while exports pause after a failure.
+    async fn send_or_drop(
+        &self,
+        client: &reqwest::Client,
+        batch: Vec<FinishedSpan>,
+        backoff: &mut Backoff,
+    ) {
+        if backoff.paused(Instant::now()) {
+            self.dropped.inc_by(batch.len() as u64);
+        } else if self.send(client, batch).await {
+            backoff.succeeded();
+        } else {
+            backoff.failed(Instant::now());
         }
     }
 
@@ -306,6 +379,7 @@ impl OtlpExporter {
         };
         let mut tick = tokio::time::interval(self.config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Backoff::new(self.config.interval, self.config.max_backoff);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -315,20 +389,22 @@ impl OtlpExporter {
             loop {
                 let batch = self.take_batch();
                 let more = batch.len() == BATCH;
-                self.send(&client, batch).await;
+                self.send_or_drop(&client, batch, &mut backoff).await;
                 if !more {
                     break;
                 }
             }
         }
-        // Flush, bounded: whatever cannot be sent in time is counted as dropped.
+        // Flush, bounded: whatever cannot be sent in time is counted as dropped. The collector
+        // gets one more try whatever the pause; if it fails, the rest is dropped unsent.
         let flush = async {
+            let mut backoff = Backoff::new(self.config.interval, self.config.max_backoff);
             loop {
                 let batch = self.take_batch();
                 if batch.is_empty() {
                     break;
                 }
-                self.send(&client, batch).await;
+                self.send_or_drop(&client, batch, &mut backoff).await;
             }
         };
         if tokio::time::timeout(deadline, flush).await.is_err() {
@@ -363,6 +439,130 @@ mod tests {
             Some((3, 13)),
             "the next line counts the batches and spans since the last"
         );
+    }
+
+    #[test]
+    fn exports_pause_after_a_failure_for_twice_as_long_each_time_up_to_the_maximum() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(100), ms(350));
+        assert!(!backoff.paused(start), "no pause before a failure");
+        let mut now = start;
+        for expected in [100, 200, 350, 350] {
+            backoff.failed(now);
+            assert!(
+                backoff.paused(now + ms(expected - 1)),
+                "paused for {expected} ms"
+            );
+            now += ms(expected);
+            assert!(!backoff.paused(now), "and no longer");
+        }
+        backoff.succeeded();
+        assert!(!backoff.paused(now));
+        backoff.failed(now);
+        assert!(
+            !backoff.paused(now + ms(100)),
+            "a success resets the pause to the shortest"
+        );
+    }
+
+    /// The collector of [`a_failing_collector_is_tried_again_after_pauses_and_no_span_goes_uncounted`]:
+    /// answers every export with the status in `status`, and keeps the spans it took.
+    #[derive(Default)]
+    struct Collector {
+        status: std::sync::atomic::AtomicU16,
+        requests: std::sync::atomic::AtomicUsize,
+        taken: std::sync::atomic::AtomicUsize,
+    }
+
+    async fn serve(collector: Arc<Collector>) -> std::net::SocketAddr {
+        use axum::{body::Bytes, extract::State, http::StatusCode, routing::post, Router};
+        use std::sync::atomic::Ordering::Relaxed;
+        async fn export(State(c): State<Arc<Collector>>, body: Bytes) -> StatusCode {
+            c.requests.fetch_add(1, Relaxed);
+            let status = StatusCode::from_u16(c.status.load(Relaxed)).unwrap();
+            if status.is_success() {
+                let request = ExportTraceServiceRequest::decode(body).unwrap();
+                let spans = request.resource_spans[0].scope_spans[0].spans.len();
+                c.taken.fetch_add(spans, Relaxed);
+            }
+            status
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/v1/traces", post(export))
+            .with_state(collector);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        address
+    }
+
+    /// Before the pause, every batch sent to a failing collector was encoded and sent: as many
+    /// requests as batches. Now a failing collector gets a handful of tries over the same time,
+    /// spans flow again within the longest pause once it answers, and every span pushed is
+    /// either exported or counted as dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_collector_is_tried_again_after_pauses_and_no_span_goes_uncounted() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let collector = Arc::new(Collector::default());
+        collector.status.store(503, Relaxed);
+        let address = serve(Arc::clone(&collector)).await;
+        let registry = crate::metrics::Registry::new();
+        let counter = |name: &str| {
+            registry
+                .counter(crate::metrics::MetricSpec::counter(name, "spans"))
+                .unwrap()
+        };
+        let (exported, dropped) = (counter("exported_total"), counter("dropped_total"));
+        let mut config = OtlpConfig::new(&format!("http://{address}"), "svc", "1");
+        config.interval = Duration::from_millis(50);
+        config.max_backoff = Duration::from_millis(400);
+        let exporter = OtlpExporter::new(config, exported.clone(), dropped.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let run = tokio::spawn(Arc::clone(&exporter).run(stopped, Duration::from_secs(5)));
+
+        // 100 spans every 5 ms: a full batch about every 25 ms.
+        let mut pushed = 0u64;
+        let mut push_for = async |time: Duration| {
+            let until = Instant::now() + time;
+            while Instant::now() < until {
+                for _ in 0..100 {
+                    exporter.push(span("order.execute"));
+                }
+                pushed += 100;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        push_for(Duration::from_millis(1500)).await;
+        let failing_requests = collector.requests.load(Relaxed);
+        let batches = dropped.get() / BATCH as u64;
+        assert!(
+            batches >= 5,
+            "{batches} batches dropped: the test pushed too few spans to show anything"
+        );
+        assert!(
+            (1..=10).contains(&failing_requests),
+            "{failing_requests} requests to a failing collector for {batches} dropped batches"
+        );
+        assert_eq!(exported.get(), 0);
+
+        collector.status.store(200, Relaxed);
+        let recovered = Instant::now();
+        while exported.get() == 0 && recovered.elapsed() < Duration::from_secs(10) {
+            push_for(Duration::from_millis(100)).await;
+        }
+        assert!(
+            exported.get() > 0,
+            "nothing exported within 10 s of the collector's recovery (longest pause 400 ms)"
+        );
+        stop.send(true).unwrap();
+        run.await.unwrap();
+        assert_eq!(
+            exported.get() + dropped.get(),
+            pushed,
+            "every span pushed is exported or counted as dropped"
+        );
+        assert_eq!(collector.taken.load(Relaxed) as u64, exported.get());
     }
 
     #[test]
