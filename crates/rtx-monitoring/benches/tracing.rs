@@ -4,7 +4,8 @@
 //! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus the unsampled
 //! spans, the floor of the `tracing` macros (a subscriber that does nothing), and the same span
 //! through the engine's whole stack (spans and JSON logs behind their level filter, as
-//! `logging::try_init_with_spans` installs them, and as layers on the registry).
+//! `logging::try_init_with_spans` installs them, and as layers on the registry); and the body
+//! of one OTLP export request of a full batch, ours against the official types with `prost`.
 //! Run with `cargo bench -p rtx-monitoring --bench tracing`.
 
 #![allow(missing_docs)]
@@ -18,8 +19,12 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use rtx_monitoring::logging::{span_log_subscriber, subscriber_with, LogConfig, Sink};
+use rtx_monitoring::metrics::Counter;
 use rtx_monitoring::subscriber::SpanLogSubscriber;
-use rtx_monitoring::trace::{FinishedSpan, SpanLayer, SpanSink};
+use rtx_monitoring::trace::{
+    proto_span, AttributeValue, FinishedSpan, OtlpConfig, OtlpExporter, SpanKind, SpanLayer,
+    SpanSink, BATCH,
+};
 use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Debug)]
@@ -186,5 +191,106 @@ fn spans_through_the_engine_stack(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spans, spans_through_the_engine_stack);
+/// A span as the engine exports an order's `order.execute`: five attributes (one a UUID), an
+/// event, a parent.
+fn engine_like_span() -> FinishedSpan {
+    FinishedSpan {
+        trace_id: [0x4b; 16],
+        span_id: [0xf0; 8],
+        parent_span_id: Some([0x67; 8]),
+        parent_is_remote: false,
+        flags: 3,
+        trace_state: None,
+        name: "order.execute".into(),
+        kind: SpanKind::Internal,
+        start_unix_nanos: 1_764_518_400_000_000_000,
+        end_unix_nanos: 1_764_518_400_000_420_000,
+        attributes: vec![
+            ("order.symbol", AttributeValue::Str("EURUSD".into())),
+            ("order.side", AttributeValue::Str("buy".into())),
+            ("order.volume", AttributeValue::Float(0.01)),
+            ("account.id", AttributeValue::Str("demo-4".into())),
+            (
+                "order.id",
+                AttributeValue::Str("3f2a1c9e-8b7d-4e6f-a5c4-1d2e3f4a5b6c".into()),
+            ),
+        ],
+        events: vec![(1_764_518_400_000_300_000, "order filled".into())],
+        error: None,
+    }
+}
+
+/// The body of one OTLP export request of a full batch: ours, written straight from the spans,
+/// against the official `opentelemetry-proto` types built from the same spans and encoded by
+/// `prost` (what the exporter did before). Each consumes its batch, as the exporter does.
+fn otlp_export_request(c: &mut Criterion) {
+    use criterion::BatchSize;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value, AnyValue, InstrumentationScope, KeyValue,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use prost::Message;
+
+    let mut group = c.benchmark_group(format!("otlp_export_request_{BATCH}_spans"));
+    let batch = || vec![engine_like_span(); BATCH];
+    let exporter = OtlpExporter::new(
+        OtlpConfig::new("http://127.0.0.1:4318", "rtx-engine", "0.1.0"),
+        Counter::noop(),
+        Counter::noop(),
+    );
+    group.bench_function("rtx-monitoring, written from the spans", |b| {
+        b.iter_batched(
+            batch,
+            |spans| black_box(exporter.encode(&spans)).len(),
+            BatchSize::LargeInput,
+        )
+    });
+    let attribute = |key: &str, value: &str| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..Default::default()
+    };
+    group.bench_function("opentelemetry-proto types, prost encode", |b| {
+        b.iter_batched(
+            batch,
+            |spans| {
+                let request = ExportTraceServiceRequest {
+                    resource_spans: vec![ResourceSpans {
+                        resource: Some(Resource {
+                            attributes: vec![
+                                attribute("service.name", "rtx-engine"),
+                                attribute("service.version", "0.1.0"),
+                            ],
+                            ..Default::default()
+                        }),
+                        scope_spans: vec![ScopeSpans {
+                            scope: Some(InstrumentationScope {
+                                name: "rtx-monitoring".to_owned(),
+                                version: "0.1.0".to_owned(),
+                                ..Default::default()
+                            }),
+                            spans: spans.into_iter().map(proto_span).collect(),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                };
+                black_box(request.encode_to_vec()).len()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    spans,
+    spans_through_the_engine_stack,
+    otlp_export_request
+);
 criterion_main!(benches);

@@ -8,15 +8,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span, status, ResourceSpans, ScopeSpans, Span, SpanFlags, Status,
-};
-use prost::Message;
-
-use super::span::{AttributeValue, FinishedSpan, SpanKind, SpanSink};
+use super::span::{FinishedSpan, SpanSink};
+use super::wire::{export_request, Origin};
 use crate::metrics::Counter;
 
 /// Spans sent in one request at most.
@@ -186,68 +179,6 @@ impl SpanSink for OtlpExporter {
     }
 }
 
-fn kv(key: &str, value: AttributeValue) -> KeyValue {
-    let value = match value {
-        AttributeValue::Str(s) => any_value::Value::StringValue(s),
-        AttributeValue::Int(i) => any_value::Value::IntValue(i),
-        AttributeValue::Float(f) => any_value::Value::DoubleValue(f),
-        AttributeValue::Bool(b) => any_value::Value::BoolValue(b),
-    };
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn to_proto(s: FinishedSpan) -> Span {
-    let kind = match s.kind {
-        SpanKind::Internal => span::SpanKind::Internal,
-        SpanKind::Server => span::SpanKind::Server,
-        SpanKind::Client => span::SpanKind::Client,
-    };
-    let status = match &s.error {
-        Some(message) => Status {
-            message: message.clone(),
-            code: status::StatusCode::Error as i32,
-        },
-        None => Status {
-            message: String::new(),
-            code: status::StatusCode::Unset as i32,
-        },
-    };
-    // Low byte: the W3C trace flags. Bit 8 says whether the parent is remote is known (always,
-    // here); bit 9 that it is: the parent came from a caller's traceparent.
-    let remote = if s.parent_is_remote {
-        SpanFlags::ContextIsRemoteMask as u32
-    } else {
-        0
-    };
-    Span {
-        trace_id: s.trace_id.to_vec(),
-        span_id: s.span_id.to_vec(),
-        trace_state: s.trace_state.map(|t| t.to_string()).unwrap_or_default(),
-        parent_span_id: s.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
-        flags: u32::from(s.flags) | SpanFlags::ContextHasIsRemoteMask as u32 | remote,
-        name: s.name.into_owned(),
-        kind: kind as i32,
-        start_time_unix_nano: s.start_unix_nanos,
-        end_time_unix_nano: s.end_unix_nanos,
-        attributes: s.attributes.into_iter().map(|(k, v)| kv(k, v)).collect(),
-        events: s
-            .events
-            .into_iter()
-            .map(|(time, name)| span::Event {
-                time_unix_nano: time,
-                name,
-                ..Default::default()
-            })
-            .collect(),
-        status: Some(status),
-        ..Default::default()
-    }
-}
-
 impl OtlpExporter {
     /// An exporter counting into `exported` and `dropped` (`rtx_spans_exported_total`,
     /// `rtx_spans_dropped_total`).
@@ -288,36 +219,16 @@ impl OtlpExporter {
         queue.drain(..n).collect()
     }
 
-    fn encode(&self, spans: Vec<FinishedSpan>) -> Vec<u8> {
-        let resource = Resource {
-            attributes: vec![
-                kv(
-                    "service.name",
-                    AttributeValue::Str(self.config.service_name.clone()),
-                ),
-                kv(
-                    "service.version",
-                    AttributeValue::Str(self.config.service_version.clone()),
-                ),
-            ],
-            ..Default::default()
+    /// The body of one export request (`ExportTraceServiceRequest`, protobuf) for `spans`,
+    /// under this exporter's service name and version.
+    pub fn encode(&self, spans: &[FinishedSpan]) -> Vec<u8> {
+        let origin = Origin {
+            service_name: &self.config.service_name,
+            service_version: &self.config.service_version,
+            scope_name: "rtx-monitoring",
+            scope_version: env!("CARGO_PKG_VERSION"),
         };
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(resource),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "rtx-monitoring".to_owned(),
-                        version: env!("CARGO_PKG_VERSION").to_owned(),
-                        ..Default::default()
-                    }),
-                    spans: spans.into_iter().map(to_proto).collect(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        request.encode_to_vec()
+        export_request(&origin, spans)
     }
 
     /// Sends `spans` and answers whether the collector took them (true for none to send).
@@ -326,7 +237,8 @@ impl OtlpExporter {
         if n == 0 {
             return true;
         }
-        let body = self.encode(spans);
+        let body = self.encode(&spans);
+        drop(spans);
         let result = client
             .post(format!("{}/v1/traces", self.config.endpoint))
             .header("content-type", "application/x-protobuf")
@@ -422,6 +334,11 @@ impl OtlpExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::{AttributeValue, SpanKind};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_proto::tonic::trace::v1::{span, status};
+    use prost::Message;
 
     #[test]
     fn failed_exports_are_logged_at_most_once_per_interval_with_what_was_not() {
@@ -619,7 +536,7 @@ mod tests {
             flags: 3,
             ..span("HTTP POST /api/orders")
         };
-        let bytes = exporter.encode(vec![server, span("order.execute")]);
+        let bytes = exporter.encode(&[server, span("order.execute")]);
         let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
         let rs = &decoded.resource_spans[0];
         let service = rs

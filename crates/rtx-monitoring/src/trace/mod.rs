@@ -12,6 +12,8 @@ mod export;
 mod propagation;
 mod span;
 mod tracestate;
+#[cfg(feature = "otlp")]
+mod wire;
 pub(crate) use span::{ids_in, SpanIdentity};
 
 #[cfg(feature = "reqwest")]
@@ -25,3 +27,5 @@ pub use span::{
     SpanSink,
 };
 pub use tracestate::{TraceState, TraceStateError, MAX_MEMBERS};
+#[cfg(feature = "otlp")]
+pub use wire::proto_span;
