@@ -4,8 +4,10 @@
 //! processor, and `tracing` + `tracing-opentelemetry`, in the same run; plus the unsampled
 //! spans, the floor of the `tracing` macros (a subscriber that does nothing), and the same span
 //! through the engine's whole stack (spans and JSON logs behind their level filter, as
-//! `logging::try_init_with_spans` installs them, and as layers on the registry); and the body
-//! of one OTLP export request of a full batch, ours against the official types with `prost`.
+//! `logging::try_init_with_spans` installs them, and as layers on the registry); the span and
+//! engine-stack cases again through the global dispatcher, as a service installs them (see
+//! `main`); and the body of one OTLP export request of a full batch, ours against the official
+//! types with `prost`.
 //! Run with `cargo bench -p rtx-monitoring --bench tracing`.
 
 #![allow(missing_docs)]
@@ -13,7 +15,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use opentelemetry::trace::{Span as _, Tracer, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -22,8 +24,8 @@ use rtx_monitoring::logging::{span_log_subscriber, subscriber_with, LogConfig, S
 use rtx_monitoring::metrics::Counter;
 use rtx_monitoring::subscriber::SpanLogSubscriber;
 use rtx_monitoring::trace::{
-    proto_span, AttributeValue, FinishedSpan, OtlpConfig, OtlpExporter, SpanKind, SpanLayer,
-    SpanSink, BATCH,
+    proto_span, with_remote_parent, AttributeValue, FinishedSpan, OtlpConfig, OtlpExporter,
+    SpanKind, SpanLayer, SpanSink, TraceContext, TraceParent, BATCH,
 };
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -287,10 +289,92 @@ fn otlp_export_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    spans,
-    spans_through_the_engine_stack,
-    otlp_export_request
-);
-criterion_main!(benches);
+/// The environment variable that tells a re-run of this bench which subscriber to install as
+/// the global default.
+const GLOBAL_CASE: &str = "RTX_BENCH_GLOBAL";
+
+/// The subscribers measured as the global default, each in a process of its own.
+const GLOBAL_CASES: [&str; 3] = ["macros", "spans", "engine"];
+
+/// A sampled caller's context, as a request's `traceparent` header carries it.
+fn sampled_caller() -> TraceContext {
+    TraceParent::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        .expect("a valid traceparent")
+        .into()
+}
+
+/// The unsampled span (no parent, root ratio 0) and the sampled one (inside a request span
+/// opened for a sampled caller, as the engine's spans are) through the global default.
+fn spans_through_global(c: &mut Criterion, subscriber: &str) {
+    let mut group = c.benchmark_group("span_3_attributes_global_dispatcher");
+    group.bench_function(format!("{subscriber}, unsampled"), |b| {
+        b.iter(span_with_three_attributes)
+    });
+    let request = with_remote_parent(Some(sampled_caller()), || {
+        tracing::info_span!("POST /v1/orders", otel.kind = "server")
+    });
+    request.in_scope(|| {
+        group.bench_function(format!("{subscriber}, sampled child"), |b| {
+            b.iter(span_with_three_attributes)
+        });
+    });
+    group.finish();
+}
+
+/// Installs the case's subscriber as the global default and measures it. Roots are never
+/// sampled (ratio 0): the sampled case is a child of a sampled caller.
+fn global_case(c: &mut Criterion, case: &str) {
+    match case {
+        "macros" => {
+            tracing::subscriber::set_global_default(Nothing).expect("the only global default");
+            let mut group = c.benchmark_group("span_3_attributes_global_dispatcher");
+            group.bench_function("tracing macros alone (no-op subscriber)", |b| {
+                b.iter(span_with_three_attributes)
+            });
+            group.finish();
+        }
+        "spans" => {
+            tracing::subscriber::set_global_default(SpanLogSubscriber::new(discarding_spans(0.0)))
+                .expect("the only global default");
+            spans_through_global(c, "SpanLogSubscriber");
+        }
+        "engine" => {
+            let (subscriber, guard) =
+                span_log_subscriber(engine_logs(), None, discarding_spans(0.0))
+                    .expect("subscriber");
+            tracing::subscriber::set_global_default(subscriber).expect("the only global default");
+            spans_through_global(c, "engine stack");
+            guard.flush(std::time::Duration::from_secs(5));
+        }
+        other => panic!("{GLOBAL_CASE}={other}: not one of {GLOBAL_CASES:?}"),
+    }
+}
+
+/// The cases above install each subscriber as a scoped default (`with_default`), so that one
+/// process measures several; a service installs one as the global default
+/// (`logging::try_init_with_spans`), which a process can do once. With a scoped default every
+/// span operation first looks up the thread's dispatcher, and the span keeps a
+/// reference-counted clone of it: 34 more instructions per unsampled span than through the
+/// global default (in time, a tie on the machine of `BENCHMARKS.md`). So the bench also runs
+/// itself once per subscriber with `RTX_BENCH_GLOBAL` naming it, in the same `cargo bench` run.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    match std::env::var(GLOBAL_CASE) {
+        Ok(case) => global_case(&mut criterion, &case),
+        Err(_) => {
+            spans(&mut criterion);
+            spans_through_the_engine_stack(&mut criterion);
+            otlp_export_request(&mut criterion);
+            let me = std::env::current_exe().expect("the bench's own executable");
+            for case in GLOBAL_CASES {
+                let status = std::process::Command::new(&me)
+                    .args(std::env::args_os().skip(1))
+                    .env(GLOBAL_CASE, case)
+                    .status()
+                    .expect("the bench re-runs itself");
+                assert!(status.success(), "{GLOBAL_CASE}={case} failed: {status}");
+            }
+        }
+    }
+    criterion.final_summary();
+}
