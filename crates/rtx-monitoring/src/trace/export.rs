@@ -5,6 +5,7 @@
 //! hangs.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -100,6 +101,9 @@ impl Backoff {
 pub struct OtlpExporter {
     config: OtlpConfig,
     queue: Mutex<VecDeque<FinishedSpan>>,
+    /// False while exports pause after a failure: spans opening then build no record
+    /// ([`SpanSink::accepts`]) and are counted as dropped.
+    accepting: AtomicBool,
     wake: tokio::sync::Notify,
     exported: Counter,
     dropped: Counter,
@@ -163,6 +167,17 @@ impl std::fmt::Debug for OtlpExporter {
 }
 
 impl SpanSink for OtlpExporter {
+    /// False while exports pause after a failure, counting the span as dropped: its record
+    /// would be dropped unsent anyway, and building it cost the engine about 5 % of an order's
+    /// CPU while its collector was down (`BENCHMARKS.md`, Span export on the order path).
+    fn accepts(&self) -> bool {
+        if self.accepting.load(Ordering::Relaxed) {
+            return true;
+        }
+        self.dropped.inc();
+        false
+    }
+
     fn push(&self, span: FinishedSpan) {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.len() >= self.config.queue_capacity {
@@ -186,6 +201,7 @@ impl OtlpExporter {
         Arc::new(Self {
             config,
             queue: Mutex::new(VecDeque::new()),
+            accepting: AtomicBool::new(true),
             wake: tokio::sync::Notify::new(),
             exported,
             dropped,
@@ -264,13 +280,17 @@ impl OtlpExporter {
         batch: Vec<FinishedSpan>,
         backoff: &mut Backoff,
     ) {
-        if backoff.paused(Instant::now()) {
+        if batch.is_empty() {
+            // Nothing to learn about the collector: the pause, if any, goes on.
+        } else if backoff.paused(Instant::now()) {
             self.dropped.inc_by(batch.len() as u64);
         } else if self.send(client, batch).await {
             backoff.succeeded();
         } else {
             backoff.failed(Instant::now());
         }
+        self.accepting
+            .store(!backoff.paused(Instant::now()), Ordering::Relaxed);
     }
 
     /// Exports until `shutdown` flips, then flushes what is queued within `deadline`.
@@ -297,6 +317,11 @@ impl OtlpExporter {
                 _ = tick.tick() => {}
                 () = self.wake.notified() => {}
                 _ = shutdown.changed() => break,
+            }
+            // A pause that is over lets spans build records again; the next batch tries the
+            // collector.
+            if !backoff.paused(Instant::now()) {
+                self.accepting.store(true, Ordering::Relaxed);
             }
             loop {
                 let batch = self.take_batch();
@@ -438,20 +463,32 @@ mod tests {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let run = tokio::spawn(Arc::clone(&exporter).run(stopped, Duration::from_secs(5)));
 
-        // 100 spans every 5 ms: a full batch about every 25 ms.
-        let mut pushed = 0u64;
-        let mut push_for = async |time: Duration| {
+        // 100 spans every 5 ms, as the span layer hands them over: asked first when they open
+        // (a refused span builds no record and is counted as dropped), pushed when they close.
+        // A full batch about every 25 ms.
+        let (pushed, refused) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
+        let push_for = async |time: Duration| {
             let until = Instant::now() + time;
             while Instant::now() < until {
                 for _ in 0..100 {
-                    exporter.push(span("order.execute"));
+                    if exporter.accepts() {
+                        exporter.push(span("order.execute"));
+                    } else {
+                        refused.set(refused.get() + 1);
+                    }
                 }
-                pushed += 100;
+                pushed.set(pushed.get() + 100);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
         push_for(Duration::from_millis(1500)).await;
         let failing_requests = collector.requests.load(Relaxed);
+        let (refused, pushed_so_far) = (refused.get(), pushed.get());
+        assert!(
+            refused > pushed_so_far / 2,
+            "{refused} of {pushed_so_far} spans refused at open: while exports pause, spans \
+             should build no record"
+        );
         let batches = dropped.get() / BATCH as u64;
         assert!(
             batches >= 5,
@@ -476,7 +513,7 @@ mod tests {
         run.await.unwrap();
         assert_eq!(
             exported.get() + dropped.get(),
-            pushed,
+            pushed.get(),
             "every span pushed is exported or counted as dropped"
         );
         assert_eq!(collector.taken.load(Relaxed) as u64, exported.get());

@@ -84,6 +84,15 @@ pub struct FinishedSpan {
 pub trait SpanSink: Send + Sync + 'static {
     /// Takes one finished, sampled span.
     fn push(&self, span: FinishedSpan);
+
+    /// Asked when a sampled span opens: whether it should build a record for this sink. A sink
+    /// that would drop the span anyway (an exporter pausing while its collector fails) answers
+    /// false and counts the span as dropped itself; the span keeps its ids and sampled flag,
+    /// and builds nothing. Called on the caller's thread for every sampled span: it must be
+    /// cheap. The default takes every span.
+    fn accepts(&self) -> bool {
+        true
+    }
 }
 
 /// Who a span is in its trace: fixed when it opens, read by its children, its log lines, the
@@ -432,13 +441,14 @@ impl SpanLayer {
         let ids = TraceIds { trace_id, span_id };
         // Unsampled spans keep their ids (for logs) and nothing else: no attributes, no clock,
         // and no write to `finished` (clearing it costs a check and a drop the profile showed).
-        // Nor does a sampled span when nothing exports: it keeps its sampled flag (passed on
-        // in `traceparent`, and what exemplars look for), but a record that no sink takes would
-        // cost its attributes, clock reads and event messages for nothing. The engine runs so
-        // by default (no collector configured), every span sampled.
+        // Nor does a sampled span when nothing exports, or when the sink would drop it: it keeps
+        // its sampled flag (passed on in `traceparent`, and what exemplars look for), but a
+        // record that no sink takes would cost its attributes, clock reads and event messages
+        // for nothing. The engine runs so by default (no collector configured), every span
+        // sampled; and so while its collector is down.
         identity.ids = ids;
         identity.flags = flags;
-        if flags & FLAG_SAMPLED == 0 || self.sink.is_none() {
+        if flags & FLAG_SAMPLED == 0 || !self.sink.as_ref().is_some_and(|sink| sink.accepts()) {
             identity.trace_state = trace_state;
             return;
         }
@@ -713,6 +723,58 @@ mod tests {
         tracing::subscriber::with_default(subscriber, f);
         let spans = sink.0.lock().unwrap().clone();
         spans
+    }
+
+    /// Takes spans only while `open` is set, as an exporter does outside its pauses, and
+    /// counts what it takes and what it refuses.
+    #[derive(Default)]
+    struct Gate {
+        open: std::sync::atomic::AtomicBool,
+        refused: std::sync::atomic::AtomicUsize,
+        pushed: std::sync::atomic::AtomicUsize,
+    }
+
+    impl SpanSink for Gate {
+        fn push(&self, _: FinishedSpan) {
+            self.pushed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn accepts(&self) -> bool {
+            let open = self.open.load(std::sync::atomic::Ordering::Relaxed);
+            if !open {
+                self.refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            open
+        }
+    }
+
+    #[test]
+    fn a_span_the_sink_refuses_at_open_keeps_its_sampled_ids_and_builds_no_record() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let gate = Arc::new(Gate::default());
+        let subscriber = crate::subscriber::SpanLogSubscriber::new(SpanLayer::new(
+            1.0,
+            Some(gate.clone() as Arc<dyn SpanSink>),
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            let refused = tracing::info_span!("order.execute", order.symbol = "EURUSD");
+            let _entered = refused.enter();
+            assert!(
+                current_traceparent().is_some_and(|t| t.ends_with("-03")),
+                "still sampled, for traceparent: {:?}",
+                current_traceparent()
+            );
+            assert!(
+                current_sampled_ids().is_some(),
+                "still sampled, for exemplars"
+            );
+            tracing::info!("an event the refused span does not keep");
+            gate.open.store(true, Relaxed);
+            let _taken = tracing::info_span!("risk.check").entered();
+        });
+        assert_eq!(gate.refused.load(Relaxed), 1, "asked once, at open");
+        assert_eq!(gate.pushed.load(Relaxed), 1, "only the span opened after");
     }
 
     #[test]
