@@ -48,16 +48,19 @@ fn fields_and_messages_that_log_while_formatted_finish_and_are_logged() {
 
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
-        let order = tracing::info_span!("order", account = tracing::field::Empty);
-        let _entered = order.enter();
-        // Recorded on a sampled span with log fields: both records are written while the
-        // value is formatted.
-        order.record("account", tracing::field::debug(&Loud));
-        // A message formatted for the line and for the sampled span's event.
-        tracing::info!("filled for {}", Loud);
-        // A child opened with such a field, inside the span.
-        let _child = tracing::info_span!("risk.check", limit = ?Loud).entered();
-        tracing::info!("checked");
+        {
+            let order = tracing::info_span!("order", account = tracing::field::Empty);
+            let _entered = order.enter();
+            // Recorded on a sampled span with log fields: both records are written while the
+            // value is formatted.
+            order.record("account", tracing::field::debug(&Loud));
+            // A message formatted for the line and for the sampled span's event.
+            tracing::info!("filled for {}", Loud);
+            // A child opened with such a field, inside the span.
+            let _child = tracing::info_span!("risk.check", limit = ?Loud).entered();
+            tracing::info!("checked");
+        }
+        // Sent once the spans have closed, and so been handed to the sink.
         done.send(()).unwrap();
     });
     finished
