@@ -24,8 +24,8 @@ use rtx_monitoring::logging::{span_log_subscriber, subscriber_with, LogConfig, S
 use rtx_monitoring::metrics::Counter;
 use rtx_monitoring::subscriber::SpanLogSubscriber;
 use rtx_monitoring::trace::{
-    proto_span, with_remote_parent, AttributeValue, FinishedSpan, OtlpConfig, OtlpExporter,
-    SpanKind, SpanLayer, SpanSink, TraceContext, TraceParent, BATCH,
+    with_remote_parent, AttributeValue, FinishedSpan, OtlpConfig, OtlpExporter, SpanKind,
+    SpanLayer, SpanSink, TraceContext, TraceParent, BATCH,
 };
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -227,12 +227,6 @@ fn engine_like_span() -> FinishedSpan {
 /// `prost` (what the exporter did before). Each consumes its batch, as the exporter does.
 fn otlp_export_request(c: &mut Criterion) {
     use criterion::BatchSize;
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{
-        any_value, AnyValue, InstrumentationScope, KeyValue,
-    };
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
     use prost::Message;
 
     let mut group = c.benchmark_group(format!("otlp_export_request_{BATCH}_spans"));
@@ -249,40 +243,10 @@ fn otlp_export_request(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let attribute = |key: &str, value: &str| KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..Default::default()
-    };
     group.bench_function("opentelemetry-proto types, prost encode", |b| {
         b.iter_batched(
             batch,
-            |spans| {
-                let request = ExportTraceServiceRequest {
-                    resource_spans: vec![ResourceSpans {
-                        resource: Some(Resource {
-                            attributes: vec![
-                                attribute("service.name", "rtx-engine"),
-                                attribute("service.version", "0.1.0"),
-                            ],
-                            ..Default::default()
-                        }),
-                        scope_spans: vec![ScopeSpans {
-                            scope: Some(InstrumentationScope {
-                                name: "rtx-monitoring".to_owned(),
-                                version: "0.1.0".to_owned(),
-                                ..Default::default()
-                            }),
-                            spans: spans.into_iter().map(proto_span).collect(),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                };
-                black_box(request.encode_to_vec()).len()
-            },
+            |spans| black_box(exporter.proto_request(spans).encode_to_vec()).len(),
             BatchSize::LargeInput,
         )
     });

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::span::{FinishedSpan, SpanSink};
-use super::wire::{export_request, Origin};
+use super::wire::{export_request, proto_request, Origin};
 use crate::metrics::Counter;
 
 /// Spans sent in one request at most.
@@ -235,16 +235,29 @@ impl OtlpExporter {
         queue.drain(..n).collect()
     }
 
-    /// The body of one export request (`ExportTraceServiceRequest`, protobuf) for `spans`,
-    /// under this exporter's service name and version.
-    pub fn encode(&self, spans: &[FinishedSpan]) -> Vec<u8> {
-        let origin = Origin {
+    /// The resource and scope of this exporter's requests.
+    fn origin(&self) -> Origin<'_> {
+        Origin {
             service_name: &self.config.service_name,
             service_version: &self.config.service_version,
             scope_name: "rtx-monitoring",
             scope_version: env!("CARGO_PKG_VERSION"),
-        };
-        export_request(&origin, spans)
+        }
+    }
+
+    /// The body of one export request (`ExportTraceServiceRequest`, protobuf) for `spans`,
+    /// under this exporter's service name and version.
+    pub fn encode(&self, spans: &[FinishedSpan]) -> Vec<u8> {
+        export_request(&self.origin(), spans)
+    }
+
+    /// The same request as [`encode`](Self::encode) writes, as the official `opentelemetry-proto`
+    /// message (which `prost` encodes to the same bytes), for callers who want those types.
+    pub fn proto_request(
+        &self,
+        spans: Vec<FinishedSpan>,
+    ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        proto_request(&self.origin(), spans)
     }
 
     /// Sends `spans` and answers whether the collector took them (true for none to send).

@@ -27,5 +27,3 @@ pub use span::{
     SpanSink,
 };
 pub use tracestate::{TraceState, TraceStateError, MAX_MEMBERS};
-#[cfg(feature = "otlp")]
-pub use wire::proto_span;
