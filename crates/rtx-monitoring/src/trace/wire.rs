@@ -135,6 +135,11 @@ fn put_key_value(tag: u32, key: &str, value: &AttributeValue, out: &mut Vec<u8>)
     put_any_value(value, out);
 }
 
+/// The content of a span's `Event`: its time (1) and name (2).
+fn event_len(time: u64, name: &str) -> usize {
+    fixed64_len(1, time) + bytes_len(2, name.as_bytes())
+}
+
 fn kind_number(kind: SpanKind) -> u64 {
     (match kind {
         SpanKind::Internal => span::SpanKind::Internal,
@@ -193,7 +198,7 @@ fn measure(s: &FinishedSpan) -> Measured {
         len += delimited_len(9, key_value_len(key, value));
     }
     for (time, name) in &s.events {
-        len += delimited_len(11, fixed64_len(1, *time) + bytes_len(2, name.as_bytes()));
+        len += delimited_len(11, event_len(*time, name));
     }
     Measured { trace_state, len }
 }
@@ -215,11 +220,7 @@ fn put_span(s: &FinishedSpan, measured: &Measured, out: &mut Vec<u8>) {
         put_key_value(9, key, value, out);
     }
     for (time, name) in &s.events {
-        put_delimited(
-            11,
-            fixed64_len(1, *time) + bytes_len(2, name.as_bytes()),
-            out,
-        );
+        put_delimited(11, event_len(*time, name), out);
         put_fixed64(1, *time, out);
         put_bytes(2, name.as_bytes(), out);
     }
