@@ -260,12 +260,10 @@ impl OtlpExporter {
         proto_request(&self.origin(), spans)
     }
 
-    /// Sends `spans` and answers whether the collector took them (true for none to send).
+    /// Sends `spans` (never empty: [`send_or_drop`](Self::send_or_drop) sends no empty batch)
+    /// and answers whether the collector took them.
     async fn send(&self, client: &reqwest::Client, spans: Vec<FinishedSpan>) -> bool {
         let n = spans.len() as u64;
-        if n == 0 {
-            return true;
-        }
         let body = self.encode(&spans);
         drop(spans);
         let result = client
