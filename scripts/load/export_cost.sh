@@ -14,44 +14,38 @@ command -v wrk >/dev/null || { echo "export_cost.sh: wrk is not installed (apt-g
 : "${COLLECTOR:?export_cost.sh: set COLLECTOR to a running OTLP/HTTP collector, e.g. http://127.0.0.1:4318}"
 curl -s -o /dev/null --max-time 2 "$COLLECTOR" || { echo "export_cost.sh: nothing answers at $COLLECTOR" >&2; exit 1; }
 cargo build --release -q -p rtx-engine
+. scripts/load/common.sh
 port=17999
 # Port 9 (discard) on loopback: nothing listens, every connection is refused.
 dead="http://127.0.0.1:9"
 ticks="$(getconf CLK_TCK)"
 results="$(mktemp)"
 run() {
-  local mode="$1" export dir
+  local mode="$1" export
   # An empty RTX_OTLP_ENDPOINT is a configuration error: with no endpoint it is unset.
   case "$mode" in
     none) export=(-u RTX_OTLP_ENDPOINT);;
     live) export=("RTX_OTLP_ENDPOINT=$COLLECTOR");;
     dead) export=("RTX_OTLP_ENDPOINT=$dead");;
   esac
-  dir="$(mktemp -d)"
-  (cd "$dir" && exec env "${export[@]}" RTX_SIM_ORDER_RATE=0 RTX_LISTEN_ADDR="127.0.0.1:$port" \
-    "$OLDPWD/target/release/rtx-engine" >/dev/null 2>&1) &
-  local pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+  start_engine "$port" "${export[@]}"
   local before after out orders rps p99 exported dropped
-  before="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
+  before="$(cpu_ticks "$engine_pid")"
   out="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$port")"
-  after="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
+  after="$(cpu_ticks "$engine_pid")"
   # The exporter sends at least once a second: let the last spans reach it (or fail) first.
   sleep 2
   exported="$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^rtx_spans_exported_total/ {print $2}')"
   dropped="$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^rtx_spans_dropped_total/ {print $2}')"
   orders="$(awk '/requests in/ {print $1}' <<<"$out")"
-  rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
-  p99="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  rm -rf "$dir"
+  read -r rps p99 < <(wrk_rps_p99 <<<"$out")
+  stop_engine "$engine_pid" "$engine_dir"
   local cpu_us
   cpu_us="$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$orders" 'BEGIN {printf "%.0f", t / hz * 1e6 / n}')"
   printf '%s %s %s %s %s %s\n' "$mode" "$rps" "$p99" "$cpu_us" "${exported:-0}" "${dropped:-0}" | tee -a "$results"
 }
 echo "mode requests/s p99_ms cpu_us_per_order spans_exported spans_dropped"
 for _ in $(seq "$rounds"); do run none; run live; run dead; done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for col in 2 3 4; do
   name=$(case $col in 2) echo "requests/s";; 3) echo "p99 ms";; 4) echo "CPU us/order";; esac)
   none="$(awk -v c=$col '$1=="none" {print $c}' "$results" | median)"

@@ -11,11 +11,9 @@ cd "$(dirname "$0")/../.."
 connections="${1:-12000}"; rate="${2:-2000}"; hold="${3:-10}"
 port=17991
 cargo build --release -q -p rtx-engine
-dir="$(mktemp -d)"
-(cd "$dir" && exec env RTX_SIM_ORDER_RATE=0 RTX_LISTEN_ADDR="127.0.0.1:$port" "$OLDPWD/target/release/rtx-engine" >/dev/null 2>&1) &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+. scripts/load/common.sh
+start_engine "$port"
+trap 'stop_engine "$engine_pid" "$engine_dir"' EXIT
 echo "open-file limit: $(ulimit -n); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 python3 scripts/load/half_open_flood.py 127.0.0.1 "$port" "$connections" "$rate" "$hold"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^rtx_http_connections' || true

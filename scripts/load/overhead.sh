@@ -8,27 +8,19 @@ cd "$(dirname "$0")/../.."
 pairs="${1:-3}"; seconds="${2:-10}"; connections="${3:-20}"
 command -v wrk >/dev/null || { echo "overhead.sh: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p rtx-engine
+. scripts/load/common.sh
 port=17999
 results="$(mktemp)"
 run() {
-  local mode="$1" dir
-  dir="$(mktemp -d)"
-  (cd "$dir" && RTX_MONITORING="$mode" RTX_SIM_ORDER_RATE=0 RTX_LISTEN_ADDR="127.0.0.1:$port" \
-    exec "$OLDPWD/target/release/rtx-engine" >/dev/null 2>&1) &
-  local pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
-  local out rps p99 rss
-  out="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$port")"
-  rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
-  p99="$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")"
-  rss="$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  rm -rf "$dir"
+  local mode="$1" rps p99 rss
+  start_engine "$port" RTX_MONITORING="$mode"
+  read -r rps p99 < <(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$port" | wrk_rps_p99)
+  rss="$(awk '/^VmRSS/ {print $2}' "/proc/$engine_pid/status")"
+  stop_engine "$engine_pid" "$engine_dir"
   printf '%s %s %s %s\n' "$mode" "$rps" "$p99" "$rss" | tee -a "$results"
 }
 echo "mode requests/s p99_ms rss_kib"
 for _ in $(seq "$pairs"); do run on; run off; done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for col in 2 3 4; do
   on="$(awk -v c=$col '$1=="on" {print $c}' "$results" | median)"
   off="$(awk -v c=$col '$1=="off" {print $c}' "$results" | median)"

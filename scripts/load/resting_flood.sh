@@ -12,33 +12,28 @@ cd "$(dirname "$0")/../.."
 rounds="${1:-3}"; seconds="${2:-10}"; thousands="${3:-5}"
 command -v wrk >/dev/null || { echo "resting_flood.sh: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p rtx-engine
+. scripts/load/common.sh
 pids=(); dirs=()
-# start PORT [VAR=VALUE ...]: an engine on 127.0.0.1:PORT in a fresh directory.
+# start PORT [VAR=VALUE ...]: an engine on 127.0.0.1:PORT, stopped when the script ends.
 start() {
-  local port="$1" dir; shift
-  dir="$(mktemp -d)"
-  (cd "$dir" && exec env RTX_SIM_ORDER_RATE=0 RTX_LISTEN_ADDR="127.0.0.1:$port" "$@" \
-    "$OLDPWD/target/release/rtx-engine" >/dev/null 2>&1) &
-  pids+=("$!"); dirs+=("$dir")
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+  start_engine "$@"
+  pids+=("$engine_pid"); dirs+=("$engine_dir")
 }
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "${dirs[@]}"; }
 trap cleanup EXIT
 resting() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^rtx_orders_resting\{/ {n += $2} END {print n + 0}'; }
 # market PORT: requests/s and p99 (ms) of market orders.
 market() {
-  wrk -t2 -c20 -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$1" |
-    awk '/^Requests\/sec/ {r = $2} $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; p = v} END {print r, p}'
+  wrk -t2 -c20 -d"${seconds}s" --latency -s scripts/load/post_orders.lua "http://127.0.0.1:$1" | wrk_rps_p99
 }
 # idle_cpu PID WHAT: CPU the process used over 10 idle seconds, in percent of one core.
 idle_cpu() {
   local hz before after
   hz="$(getconf CLK_TCK)"
-  before="$(awk '{print $14 + $15}' "/proc/$1/stat")"; sleep 10
-  after="$(awk '{print $14 + $15}' "/proc/$1/stat")"
+  before="$(cpu_ticks "$1")"; sleep 10
+  after="$(cpu_ticks "$1")"
   awk -v b="$before" -v a="$after" -v hz="$hz" -v what="$2" 'BEGIN {printf "%-34s %.1f%% of a core\n", what, (a - b) / hz / 10 * 100}'
 }
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 
 clean=17996; flooded=17997
 start "$clean"; start "$flooded"
